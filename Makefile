@@ -1,0 +1,61 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CCTV := $(VENV)/bin/cctv
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup venv jars clickhouse up down status topics demo test test-unit lint bench clean
+
+help:
+	@echo "make demo    - local Kafka + Faust worker + sink + ClickHouse, sample inventory end to end"
+	@echo "make test    - unit + integration + e2e tests against real Kafka and ClickHouse engines"
+	@echo "make bench   - benchmarks, written to docs/BENCHMARKS.md"
+	@echo "make up/down - start/stop the local Kafka broker (var/kafka) and apply the topics"
+	@echo "make setup   - venv, Kafka jars, Debian's clickhouse-server (done on first use anyway)"
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing Python dependencies into $(VENV) (first run takes a few minutes)..."
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+jars: venv
+	$(PY) -m infra.kafka.broker fetch
+
+clickhouse:
+	bash infra/clickhouse/install.sh
+
+setup: venv jars clickhouse
+
+up: venv
+	$(PY) -m infra.kafka.broker up
+	$(CCTV) topics apply
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m infra.kafka.broker down; fi
+
+status: venv
+	$(PY) -m infra.kafka.broker status
+
+demo: venv
+	$(CCTV) demo
+
+test: setup
+	$(PY) -m pytest tests
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: venv jars
+	$(PY) -m benchmarks
+
+clean: down
+	rm -rf var

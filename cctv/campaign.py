@@ -1,0 +1,109 @@
+"""The campaign file: one directive's numbers (provinces, quota, deadlines, budget thresholds).
+
+Every decision a processor takes names `campaign_id` and `rule_version`, so a changed rule is a
+new version of this file, never an edit in code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cctv.exceptions import ConfigError
+from cctv.provinces import Provinces
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SelectionRule(_Strict):
+    percentage: Decimal = Field(gt=0, le=100, title="share of registered cameras to select, %")
+    rounding: Literal["ceil", "floor", "half_up"] = Field("ceil", title="rounding of the count")
+    basis: Literal["registered_cameras"] = "registered_cameras"
+    deadline: dt.date = Field(title="selection due by the end of this day (campaign timezone)")
+
+
+class WorkingGroupRule(_Strict):
+    decide_by: dt.date
+
+
+class SubcommitteeRule(_Strict):
+    min_budget: Decimal = Field(gt=0, title="projects at or above this budget (baht) go here too")
+    send_by: dt.date
+    decide_by: dt.date
+
+
+class RegistryRule(_Strict):
+    kinds: list[Literal["PROCUREMENT", "OTHER"]]
+    max_budget: Decimal = Field(gt=0, title="projects with 0 < budget <= this are recorded")
+
+
+class RoutingRule(_Strict):
+    fiscal_year: int = Field(ge=2500, title="fiscal year (B.E.) of the projects reviewed")
+    provincial_working_group: WorkingGroupRule
+    national_subcommittee: SubcommitteeRule
+    national_camera_registry: RegistryRule
+
+
+class Campaign(_Strict):
+    campaign_id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    rule_version: str
+    title_en: str
+    title_th: str
+    directive_date: dt.date
+    timezone: str = "Asia/Bangkok"
+    provinces: list[str] = Field(min_length=1)
+    selection: SelectionRule
+    routing: RoutingRule
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except ZoneInfoNotFoundError as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _no_duplicate_provinces(self) -> Campaign:
+        seen: set[str] = set()
+        for code in self.provinces:
+            if code in seen:
+                raise ValueError(f"province {code} is listed twice")
+            seen.add(code)
+        return self
+
+    @classmethod
+    def load(cls, path: Path, *, provinces: Provinces) -> Campaign:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            campaign = cls.model_validate(data)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"campaign file {path} does not exist") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"campaign file {path} is not valid YAML: {exc}") from exc
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"campaign file {path}: {problems}") from exc
+        unknown = [c for c in campaign.provinces if c not in provinces]
+        if unknown:
+            raise ConfigError(f"campaign file {path}: provinces: unknown province codes {unknown}")
+        return campaign
+
+    def end_of_day(self, day: dt.date) -> dt.datetime:
+        """A deadline "by <day>" lasts until the end of that day, local time; returned in UTC."""
+        local = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), ZoneInfo(self.timezone))
+        return local.astimezone(dt.UTC)
+
+    def in_campaign(self, province_code: str) -> bool:
+        return province_code in self.provinces

@@ -1,0 +1,116 @@
+"""Kafka clients configured the one way this system uses them, and `topics apply`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+
+from cctv.exceptions import KafkaError
+from cctv.settings import KafkaSettings
+from cctv.topics import TopicRegistry
+
+
+def producer(settings: KafkaSettings, *, client_suffix: str, **extra: Any) -> Producer:
+    # acks=all + idempotence: a retry after a lost ack cannot write the message twice.
+    config = settings.client_config() | {
+        "client.id": f"{settings.client_id}-{client_suffix}",
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 20,
+        "compression.type": "lz4",
+    }
+    config.update(extra)
+    return Producer(config)
+
+
+def consumer(
+    settings: KafkaSettings, *, group_id: str, client_suffix: str, **extra: Any
+) -> Consumer:
+    config = settings.client_config() | {
+        "client.id": f"{settings.client_id}-{client_suffix}",
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+    }
+    config.update(extra)
+    return Consumer(config)
+
+
+def admin(settings: KafkaSettings) -> AdminClient:
+    return AdminClient(settings.client_config())
+
+
+def wait_delivered(prod: Producer, *, timeout: float = 30) -> None:
+    """Flush and fail loudly if anything is still undelivered."""
+    remaining = prod.flush(timeout)
+    if remaining:
+        raise KafkaError(f"{remaining} message(s) not acknowledged by Kafka within {timeout:.0f} s")
+
+
+def delivery_recorder(failures: list[str]) -> Callable[[Any, Any], None]:
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is not None:
+            failures.append(f"{msg.topic()}: {err}")
+
+    return on_delivery
+
+
+def apply_topics(
+    settings: KafkaSettings, registry: TopicRegistry, *, log: Callable[[str], None] = print
+) -> dict[str, str]:
+    """Create missing topics, raise partition counts, align configs. Idempotent."""
+    client = admin(settings)
+    try:
+        existing = client.list_topics(timeout=15).topics
+    except KafkaException as exc:
+        raise KafkaError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    result: dict[str, str] = {}
+    to_create = []
+    for spec in registry:
+        configs = spec.configs(min_insync_replicas=settings.min_insync_replicas)
+        if spec.name not in existing:
+            to_create.append(
+                NewTopic(
+                    spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=settings.replication_factor,
+                    config=configs,
+                )
+            )
+            continue
+        have = len(existing[spec.name].partitions)
+        if have < spec.partitions:
+            _wait(client.create_partitions([NewPartitions(spec.name, spec.partitions)]), spec.name)
+            result[spec.name] = f"partitions {have} -> {spec.partitions}"
+        elif have > spec.partitions:
+            # Kafka cannot shrink a topic; say so rather than pretend.
+            result[spec.name] = f"has {have} partitions, registry says {spec.partitions} (kept)"
+        else:
+            result[spec.name] = "up to date"
+        resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name, set_config=configs)
+        _wait(client.alter_configs([resource]), spec.name)
+    if to_create:
+        for name, future in client.create_topics(to_create).items():
+            try:
+                future.result()
+                result[name] = "created"
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" in str(exc):  # created concurrently by another run
+                    result[name] = "up to date"
+                else:
+                    raise KafkaError(f"creating topic {name}: {exc}") from exc
+    for name, outcome in sorted(result.items()):
+        log(f"  {name:48s} {outcome}")
+    return result
+
+
+def _wait(futures: dict[Any, Any], name: str) -> None:
+    for future in futures.values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise KafkaError(f"topic {name}: {exc}") from exc

@@ -1,0 +1,224 @@
+"""The one settings object of every process.
+
+Read once at start-up (`Settings.load()`), then passed in explicitly: no other module reads the
+environment. Sources, lowest priority first: defaults < settings file (YAML) < environment.
+
+Environment keys are ``CCTV_<SECTION>__<FIELD>`` (e.g. ``CCTV_KAFKA__BOOTSTRAP_SERVERS``), plus
+the conventional ``CLICKHOUSE_URL``, ``KAFKA_BOOTSTRAP_SERVERS`` and ``SCHEMA_REGISTRY_URL``.
+An unknown ``CCTV_*`` key or an unknown key in the file is an error that names the key: a typo
+must not silently leave a default in force.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from cctv.exceptions import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "CCTV_"
+SETTINGS_FILE_ENV = "CCTV_SETTINGS_FILE"
+# Conventional names that tools and operators already use, mapped onto our keys.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "CLICKHOUSE_URL": ("clickhouse", "url"),
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "SCHEMA_REGISTRY_URL": ("kafka", "schema_registry_url"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", title="Kafka bootstrap servers, comma-separated host:port"
+    )
+    client_id: str = Field("cctv", title="client.id prefix for producers and consumers")
+    schema_registry_url: str | None = Field(
+        None,
+        title="Confluent-compatible schema registry; when set, producers use the Confluent "
+        "wire format (readers accept both framings either way)",
+    )
+    extra: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        title="extra librdkafka settings for a real cluster, e.g. security.protocol, "
+        "sasl.mechanism, sasl.username, sasl.password (values are kept secret)",
+    )
+    replication_factor: int = Field(1, ge=1, title="replication factor for `cctv topics apply`")
+    min_insync_replicas: int | None = Field(
+        None, ge=1, title="min.insync.replicas for new topics (production: 2 with replication 3)"
+    )
+    topics_file: Path = Field(REPO_ROOT / "config" / "topics.yaml", title="topic registry file")
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every client of this process."""
+        config = {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
+        config.update({k: v.get_secret_value() for k, v in self.extra.items()})
+        return config
+
+
+class ClickHouseSettings(_Section):
+    url: SecretStr | None = Field(
+        None,
+        title="clickhouse://user:pass@host:9000/db of a ClickHouse server; unset = embedded chDB",
+    )
+    chdb_path: Path = Field(REPO_ROOT / "var" / "chdb", title="data directory of embedded chDB")
+    database: str = Field("cctv", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", title="database name")
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_clickhouse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in ("clickhouse", "clickhouses") or not parts.hostname:
+                raise ValueError(
+                    "expected clickhouse://user:password@host:9000/database "
+                    f"(scheme {parts.scheme!r} given)"
+                )
+        return value
+
+
+class ProcessorSettings(_Section):
+    app_id: str = Field("cctv-processors", title="Faust application id (consumer group)")
+    datadir: Path = Field(REPO_ROOT / "var" / "faust", title="Faust table store directory")
+    store: str = Field(
+        "rocksdb://", title="Faust table store: rocksdb:// (persistent) or memory://"
+    )
+    web_port: int = Field(6066, title="Faust worker web port (metrics); 0 disables the web server")
+
+
+class SinkSettings(_Section):
+    group_id: str = Field("cctv-sink", title="Kafka consumer group of the ClickHouse sink")
+    topics: list[str] = Field(
+        default_factory=lambda: [
+            "camera_registrations",
+            "camera_heartbeats",
+            "province_inventory",
+            "dead_letters",
+        ],
+        title="logical topic names (keys of the topic registry) the sink writes to ClickHouse",
+    )
+    batch_max_rows: int = Field(50_000, ge=1, title="flush a table's batch at this many rows")
+    batch_max_seconds: float = Field(1.0, gt=0, title="flush a table's batch at this age")
+    poll_timeout_seconds: float = Field(0.2, gt=0, title="consumer poll timeout")
+
+
+class Settings(_Section):
+    """Everything a process needs to know about its surroundings."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    processors: ProcessorSettings = Field(default_factory=ProcessorSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+    campaign_file: Path = Field(
+        REPO_ROOT / "config" / "campaigns" / "moi-2563.yaml", title="campaign file in force"
+    )
+    provinces_file: Path = Field(
+        REPO_ROOT / "config" / "provinces.yaml", title="the 77 provinces with Thai/English names"
+    )
+    producer_id: str = Field("cctv-cli", title="`producer` stamped on events this process makes")
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        settings_file: Path | str | None = None,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from defaults, the optional YAML file, then the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        file = settings_file or env.get(SETTINGS_FILE_ENV)
+        if file:
+            values = _read_yaml(Path(file))
+        _merge(values, _from_environment(env))
+        _merge(values, overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, source=str(file) if file else "environment")) from exc
+
+    def render(self) -> str:
+        """YAML of the effective settings with every secret masked."""
+        data = self.model_dump(mode="json")
+        return yaml.safe_dump(_mask(data, self), allow_unicode=True, sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"settings file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path}: expected a mapping at the top level")
+    return data
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, (section, field) in ENV_ALIASES.items():
+        if env.get(name):
+            values.setdefault(section, {})[field] = env[name]
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == SETTINGS_FILE_ENV:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = values
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment key {name}: {part!r} is not a section")
+        node[path[-1]] = _parse_env_value(raw)
+    return values
+
+
+def _parse_env_value(raw: str) -> Any:
+    # Lists and mappings can be given as YAML/JSON flow syntax: CCTV_SINK__TOPICS='[a, b]'.
+    if raw[:1] in "[{":
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError:
+            return raw
+    return raw
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _explain(exc: ValidationError, *, source: str) -> str:
+    lines = [f"invalid settings ({source}):"]
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"])
+        env_key = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (environment {env_key}); check for a typo")
+        else:
+            lines.append(f"  {key}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _mask(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    # SecretStr already dumps masked; show where a ClickHouse URL points, never its password.
+    url = settings.clickhouse.url
+    if url is not None:
+        parts = urlsplit(url.get_secret_value())
+        data["clickhouse"]["url"] = (
+            f"{parts.scheme}://***@{parts.hostname}:{parts.port or 9000}{parts.path}"
+        )
+    return data

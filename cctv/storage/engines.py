@@ -1,0 +1,135 @@
+"""The two ClickHouse engines behind one small interface.
+
+- `ChdbEngine`: embedded chDB, data in a local directory, zero set-up. One process at a time
+  may open a chDB directory, so only the sink writes it; others read after it stops, or use a
+  server.
+- `ServerEngine`: a ClickHouse server over the native protocol (clickhouse-driver), any version
+  from Debian's 18.16 up; its `dialect` says which DDL it understands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from cctv.exceptions import StorageError
+from cctv.storage.tables import MODERN, Dialect, dialect_for_version
+
+
+class Engine(Protocol):
+    dialect: Dialect
+    description: str
+
+    def execute(self, sql: str) -> None: ...
+
+    def query(self, sql: str) -> list[dict[str, Any]]: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ChdbEngine:
+    def __init__(self, path: Path):
+        try:
+            import chdb.session
+        except ImportError as exc:  # pragma: no cover - chdb is a hard dependency
+            raise StorageError("chdb is not installed: pip install chdb") from exc
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = chdb.session.Session(str(path))
+        except Exception as exc:
+            raise StorageError(
+                f"cannot open embedded ClickHouse (chDB) at {path}: {exc}. Only one process "
+                "can open a chDB directory; stop the other one (e.g. the sink) or set "
+                "CLICKHOUSE_URL to use a server"
+            ) from exc
+        self.dialect = MODERN
+        self.description = f"embedded chDB at {path}"
+
+    def execute(self, sql: str) -> None:
+        self._run(sql, "CSV")
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        result = self._run(sql, "JSONEachRow")
+        text = result.bytes().decode("utf-8") if result is not None else ""
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        lines = [
+            json.dumps(
+                dict(zip(columns, row, strict=True)), default=_json_value, ensure_ascii=False
+            )
+            for row in rows
+        ]
+        self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + "\n".join(lines), "CSV")
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _run(self, sql: str, fmt: str) -> Any:
+        try:
+            return self._session.query(sql, fmt)
+        except Exception as exc:
+            raise StorageError(f"chDB: {exc} (statement: {sql[:200]})") from exc
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to chDB")
+
+
+class ServerEngine:
+    def __init__(self, url: str, *, connect_timeout: float = 10):
+        from clickhouse_driver import Client
+        from clickhouse_driver.errors import Error as DriverError
+
+        self._driver_error = DriverError
+        parts = urlsplit(url)
+        user = unquote(parts.username or "default")
+        self.description = f"ClickHouse server {parts.hostname}:{parts.port or 9000} as {user}"
+        try:
+            self._client = Client.from_url(url)
+            self._client.connection.connect_timeout = connect_timeout
+            version = self._client.execute("SELECT version()")[0][0]
+        except (DriverError, OSError, EOFError) as exc:
+            raise StorageError(f"cannot reach {self.description}: {exc}") from exc
+        self.version = version
+        self.dialect = dialect_for_version(version)
+
+    def execute(self, sql: str) -> None:
+        self._call(sql)
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        rows, types = self._call(sql, with_column_types=True)
+        names = [name for name, _ in types]
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            cols = ", ".join(f"`{c}`" for c in columns)
+            self._call(f"INSERT INTO {table} ({cols}) VALUES", list(rows))
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+    def _call(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
+        try:
+            return self._client.execute(sql, params, **kwargs)
+        except (self._driver_error, OSError, EOFError) as exc:
+            raise StorageError(f"{self.description}: {exc} (statement: {sql[:200]})") from exc
+
+
+def open_engine(*, url: str | None, chdb_path: Path) -> Engine:
+    """A server when a URL is configured, otherwise embedded chDB."""
+    return ServerEngine(url) if url else ChdbEngine(chdb_path)

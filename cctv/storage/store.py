@@ -1,0 +1,102 @@
+"""The history store: creates the tables on an engine, writes rows, answers the sink and reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cctv.storage.engines import Engine
+from cctv.storage.tables import (
+    HISTORY_TABLES,
+    SOURCE_COLUMNS,
+    Column,
+    TableSpec,
+    columns_of,
+    create_table_sql,
+)
+
+
+@dataclass(frozen=True)
+class SourcePosition:
+    """Where a decoded record came from in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Store:
+    def __init__(self, engine: Engine, *, database: str, schemas: Mapping[str, Mapping[str, Any]]):
+        """`schemas` maps an Avro schema name to its latest raw (.avsc) definition."""
+        self.engine = engine
+        self.database = database
+        self._columns: dict[str, list[Column]] = {
+            spec.name: columns_of(schemas[spec.schema_name]) for spec in HISTORY_TABLES
+        }
+
+    def create_schema(self) -> list[str]:
+        """Create the database and every table if missing (idempotent); returns the DDL run."""
+        statements = [f"CREATE DATABASE IF NOT EXISTS {self.database}"]
+        statements += [
+            create_table_sql(
+                spec, self._columns[spec.name], database=self.database, dialect=self.engine.dialect
+            )
+            for spec in HISTORY_TABLES
+        ]
+        for sql in statements:
+            self.engine.execute(sql)
+        return statements
+
+    def column_names(self, spec: TableSpec) -> list[str]:
+        return [c.name for c in self._columns[spec.name]] + [n for n, _ in SOURCE_COLUMNS]
+
+    def build_row(
+        self,
+        spec: TableSpec,
+        record: Mapping[str, Any],
+        source: SourcePosition,
+        ingested_at: dt.datetime,
+    ) -> tuple[Any, ...]:
+        dialect = self.engine.dialect
+        values = [c.to_value(record.get(c.name), dialect) for c in self._columns[spec.name]]
+        values += [
+            source.topic,
+            source.partition,
+            source.offset,
+            ingested_at.replace(microsecond=0),
+        ]
+        return tuple(values)
+
+    def insert(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
+        self.engine.insert(f"{self.database}.{spec.name}", self.column_names(spec), rows)
+
+    def stored_offsets(self, spec: TableSpec, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+        """Highest Kafka offset stored per (topic, partition): the sink resumes after it."""
+        names = ", ".join(_quote(t) for t in topics)
+        rows = self.engine.query(
+            f"SELECT _topic AS topic, _partition AS partition, max(_offset) AS offset "
+            f"FROM {self.database}.{spec.name} WHERE _topic IN ({names}) "
+            f"GROUP BY _topic, _partition"
+        )
+        return {(r["topic"], int(r["partition"])): int(r["offset"]) for r in rows}
+
+    def registered_cameras_by_province(self) -> list[dict[str, Any]]:
+        """Latest registered-camera count per province, from the derived inventory events."""
+        return self.engine.query(
+            f"SELECT province_code, argMax(registered_cameras, _offset) AS registered_cameras, "
+            f"argMax(retired_cameras, _offset) AS retired_cameras, "
+            f"max(occurred_at) AS as_of "
+            f"FROM {self.database}.province_inventory GROUP BY province_code ORDER BY province_code"
+        )
+
+    def count(self, table: str, *, final: bool = False) -> int:
+        rows = self.engine.query(
+            f"SELECT count() AS n FROM {self.database}.{table}{' FINAL' if final else ''}"
+        )
+        return int(rows[0]["n"])
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

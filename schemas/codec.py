@@ -1,0 +1,592 @@
+"""Avro encoding and decoding of events, with the two framings the backbone accepts.
+
+* **Single-object encoding** (the Avro spec's; the default): ``C3 01`` + the writer schema's
+  8-byte little-endian CRC-64-AVRO fingerprint + the Avro binary body. Readers find the
+  writer schema among every version in ``schemas/avro`` -- no registry server needed.
+* **Confluent wire format** (when a schema registry is configured): ``00`` + 4-byte
+  big-endian schema id + body, the id registered under the subject ``<name>-value``.
+
+Readers accept both framings whatever their configuration, and always resolve the writer's
+version into the *latest* local version of that schema (Avro schema evolution).
+
+Records are plain dicts of fastavro's Python types: ``timestamp-millis`` is a timezone-aware
+UTC ``datetime`` (an int of epoch milliseconds is accepted on encode), ``decimal`` is
+``decimal.Decimal``, ``uuid`` is a ``str`` (a ``uuid.UUID`` is accepted on encode).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+import fastavro.validation
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import parse_schema
+
+from schemas.errors import (
+    DecodeError,
+    EncodeError,
+    SchemaError,
+    UnknownSchemaError,
+    ValidationError,
+)
+from schemas.registry import SchemaRegistry, schema_fingerprint
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+_SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
+_CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + 4
+
+_INT_RANGE = (-(2**31), 2**31 - 1)
+_LONG_RANGE = (-(2**63), 2**63 - 1)
+_PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+_VALUE_REPR_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded event: its schema name, the writer's version and the record (latest version).
+
+    ``version`` is None only when a Confluent registry supplied a writer schema that is not
+    among the local versions (a newer producer); ``schema_id`` is set for Confluent frames.
+    """
+
+    name: str
+    version: int | None
+    record: dict[str, Any]
+    schema_id: int | None = None
+
+
+class AvroCodec:
+    """Encode records of a named schema to framed Avro bytes, and decode them back."""
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        *,
+        schema_registry_url: str | None = None,
+        registry_client: Any = None,
+    ) -> None:
+        self._registry = registry
+        if registry_client is None and schema_registry_url:
+            try:
+                from confluent_kafka.schema_registry import SchemaRegistryClient
+            except ImportError as exc:  # the client needs confluent-kafka[schemaregistry]
+                raise SchemaError(
+                    "schema_registry_url is set but confluent-kafka's schema registry client "
+                    f"cannot be imported ({exc}); install confluent-kafka[schemaregistry]"
+                ) from exc
+            registry_client = SchemaRegistryClient({"url": schema_registry_url})
+        # Producers frame with Confluent's wire format exactly when a registry is configured.
+        self._client = registry_client
+        self._subject_ids: dict[str, int] = {}
+        self._writers_by_id: dict[int, tuple[str, int | None, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def registry(self) -> SchemaRegistry:
+        """The local schema registry this codec reads and writes with."""
+        return self._registry
+
+    @property
+    def uses_confluent_framing(self) -> bool:
+        """True when :meth:`encode` writes the Confluent wire format."""
+        return self._client is not None
+
+    # -- encoding -----------------------------------------------------------------------
+
+    def validate(self, name: str, record: Mapping[str, Any]) -> None:
+        """Check ``record`` against the latest version of ``name``; raise ValidationError."""
+        parsed = self._registry.latest(name)
+        _Validator(name, parsed).check(record)
+        try:
+            fastavro.validation.validate(record, parsed, raise_errors=True)
+        except Exception as exc:  # a backstop: _Validator is stricter than fastavro
+            raise ValidationError(
+                f"{name}: record does not match the schema: {exc}", reason_code="invalid_field"
+            ) from exc
+
+    def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
+        """Validate ``record`` and write it with the latest version of ``name``, framed."""
+        self.validate(name, record)
+        entry = self._registry.get(name)
+        if self._client is not None:
+            header = CONFLUENT_MAGIC + self._confluent_id(name).to_bytes(4, "big")
+        else:
+            header = SINGLE_OBJECT_MAGIC + entry.fingerprint
+        out = io.BytesIO()
+        out.write(header)
+        try:
+            fastavro.schemaless_writer(out, entry.parsed, dict(record))
+        except Exception as exc:
+            raise ValidationError(
+                f"{name}: record could not be written: {exc}", reason_code="invalid_field"
+            ) from exc
+        return out.getvalue()
+
+    def _confluent_id(self, name: str) -> int:
+        with self._lock:
+            cached = self._subject_ids.get(name)
+        if cached is not None:
+            return cached
+        entry = self._registry.get(name)
+        subject = f"{name}-value"
+        try:
+            from confluent_kafka.schema_registry import Schema
+
+            schema_id = int(
+                self._client.register_schema(subject, Schema(json.dumps(entry.raw), "AVRO"))
+            )
+        except Exception as exc:
+            raise EncodeError(
+                f"{name}: schema registry could not register subject {subject!r}: {exc}",
+                reason_code="schema_registry_unavailable",
+            ) from exc
+        with self._lock:
+            self._subject_ids[name] = schema_id
+            self._writers_by_id[schema_id] = (name, entry.version, entry.parsed)
+        return schema_id
+
+    # -- decoding -----------------------------------------------------------------------
+
+    def decode(self, data: bytes, *, expected: str | tuple[str, ...] | None = None) -> Decoded:
+        """Read a framed event, resolving its writer version into the latest local version.
+
+        ``expected`` names the schema(s) the caller accepts; anything else raises DecodeError
+        with reason ``unexpected_schema``.
+        """
+        data = bytes(data)
+        schema_id: int | None = None
+        if data[:2] == SINGLE_OBJECT_MAGIC:
+            if len(data) < _SINGLE_OBJECT_HEADER:
+                raise DecodeError(
+                    f"truncated single-object header ({len(data)} bytes)",
+                    reason_code="undecodable",
+                )
+            try:
+                entry = self._registry.by_fingerprint(data[2:_SINGLE_OBJECT_HEADER])
+            except UnknownSchemaError as exc:
+                raise DecodeError(str(exc), reason_code="unknown_schema") from exc
+            name, version, writer = entry.name, entry.version, entry.parsed
+            offset = _SINGLE_OBJECT_HEADER
+        elif data[:1] == CONFLUENT_MAGIC:
+            if len(data) < _CONFLUENT_HEADER:
+                raise DecodeError(
+                    f"truncated Confluent header ({len(data)} bytes)", reason_code="undecodable"
+                )
+            schema_id = int.from_bytes(data[1:_CONFLUENT_HEADER], "big")
+            name, version, writer = self._confluent_writer(schema_id)
+            offset = _CONFLUENT_HEADER
+        else:
+            raise DecodeError(
+                "not an Avro single-object or Confluent frame "
+                f"(first bytes {data[:4].hex(' ') or 'none'})",
+                reason_code="undecodable",
+            )
+
+        if expected is not None:
+            allowed = (expected,) if isinstance(expected, str) else tuple(expected)
+            if name not in allowed:
+                raise DecodeError(
+                    f"expected a {' or '.join(allowed)} event, got {name}",
+                    reason_code="unexpected_schema",
+                )
+
+        latest = self._registry.get(name)
+        reader = None if latest.version == version else latest.parsed
+        body = io.BytesIO(data)
+        body.seek(offset)
+        try:
+            record = fastavro.schemaless_reader(body, writer, reader)
+        except SchemaResolutionError as exc:
+            raise DecodeError(
+                f"{name} v{version} cannot be read as v{latest.version}: {exc}",
+                reason_code="incompatible_schema",
+            ) from exc
+        except Exception as exc:  # EOFError, IndexError, UnicodeDecodeError, ValueError...
+            raise DecodeError(
+                f"{name} v{version}: corrupt or truncated body: {type(exc).__name__}: {exc}",
+                reason_code="undecodable",
+            ) from exc
+        trailing = len(data) - body.tell()
+        if trailing:
+            raise DecodeError(
+                f"{name} v{version}: {trailing} unexpected bytes after the record body",
+                reason_code="undecodable",
+            )
+        if not isinstance(record, dict):
+            raise DecodeError(f"{name}: body is not a record", reason_code="undecodable")
+        return Decoded(
+            name=name, version=version, record=_uuids_to_str(record), schema_id=schema_id
+        )
+
+    def _confluent_writer(self, schema_id: int) -> tuple[str, int | None, dict[str, Any]]:
+        with self._lock:
+            cached = self._writers_by_id.get(schema_id)
+        if cached is not None:
+            return cached
+        if self._client is None:
+            raise DecodeError(
+                f"Confluent-framed record (schema id {schema_id}) but no schema registry is "
+                "configured",
+                reason_code="schema_registry_unavailable",
+            )
+        try:
+            schema = self._client.get_schema(schema_id)
+        except Exception as exc:
+            status = getattr(exc, "http_status_code", None)
+            raise DecodeError(
+                f"schema registry lookup of schema id {schema_id} failed: {exc}",
+                reason_code="unknown_schema" if status == 404 else "schema_registry_unavailable",
+            ) from exc
+        schema_type = getattr(schema, "schema_type", None) or "AVRO"
+        if schema_type != "AVRO":
+            raise DecodeError(
+                f"schema id {schema_id} is a {schema_type} schema, not Avro",
+                reason_code="unknown_schema",
+            )
+        try:
+            raw = json.loads(schema.schema_str)
+            fingerprint = schema_fingerprint(raw)
+        except Exception as exc:
+            raise DecodeError(
+                f"schema id {schema_id} from the registry is not a valid Avro schema: {exc}",
+                reason_code="unknown_schema",
+            ) from exc
+        try:
+            entry = self._registry.by_fingerprint(fingerprint)
+            resolved: tuple[str, int | None, dict[str, Any]] = (
+                entry.name,
+                entry.version,
+                entry.parsed,
+            )
+        except UnknownSchemaError:
+            # A version newer than ours: read with the registry's schema, resolve into ours.
+            resolved = self._foreign_writer(schema_id, raw)
+        with self._lock:
+            self._writers_by_id[schema_id] = resolved
+        return resolved
+
+    def _foreign_writer(self, schema_id: int, raw: Any) -> tuple[str, int | None, dict[str, Any]]:
+        full_name = _record_full_name(raw)
+        try:
+            name = self._registry.name_for_record(full_name or "")
+            parsed = parse_schema(raw)
+        except UnknownSchemaError as exc:
+            raise DecodeError(
+                f"schema id {schema_id} ({full_name}): {exc}", reason_code="unknown_schema"
+            ) from exc
+        except Exception as exc:
+            raise DecodeError(
+                f"schema id {schema_id} from the registry is not a valid Avro schema: {exc}",
+                reason_code="unknown_schema",
+            ) from exc
+        return name, None, parsed
+
+
+def to_json_safe(record: Any) -> Any:
+    """A copy of a decoded record that ``json.dumps`` accepts.
+
+    Datetimes become ISO-8601 UTC strings with milliseconds and a ``Z``; Decimals become
+    plain strings (``"10000000.50"``); bytes become standard base64; UUIDs become strings.
+    """
+    if isinstance(record, Mapping):
+        return {str(k): to_json_safe(v) for k, v in record.items()}
+    if isinstance(record, list | tuple):
+        return [to_json_safe(v) for v in record]
+    if isinstance(record, dt.datetime):
+        if record.tzinfo is not None:
+            record = record.astimezone(dt.UTC).replace(tzinfo=None)
+        return record.isoformat(timespec="milliseconds") + "Z"
+    if isinstance(record, dt.date):
+        return record.isoformat()
+    if isinstance(record, Decimal):
+        return format(record, "f")
+    if isinstance(record, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(record)).decode("ascii")
+    if isinstance(record, uuid.UUID):
+        return str(record)
+    return record
+
+
+def _uuids_to_str(value: Any) -> Any:
+    # fastavro reads logicalType uuid as uuid.UUID; the contract is str.
+    if isinstance(value, dict):
+        return {k: _uuids_to_str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_uuids_to_str(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _record_full_name(raw: Any) -> str | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        return None
+    name, namespace = raw["name"], raw.get("namespace")
+    return f"{namespace}.{name}" if namespace and "." not in name else name
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    def __init__(self, path: str, reason_code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.path = path
+        self.reason_code = reason_code
+        self.detail = detail
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    if len(text) > _VALUE_REPR_LIMIT:
+        text = text[: _VALUE_REPR_LIMIT - 3] + "..."
+    return text
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+class _Validator:
+    """Checks a record against a parsed schema, naming the first bad field precisely.
+
+    Stricter than fastavro's validate where fastavro would write bytes a reader cannot use:
+    a ``uuid`` must be a canonical UUID, a ``decimal`` must fit its precision and scale,
+    a datetime must carry a timezone, and keys not in the schema are rejected (a typo must
+    not silently drop a value).
+    """
+
+    def __init__(self, name: str, parsed: dict[str, Any]) -> None:
+        self._name = name
+        self._parsed = parsed
+        self._named: dict[str, Any] = parsed.get("__named_schemas", {})
+
+    def check(self, record: Any) -> None:
+        try:
+            self._check(record, self._parsed, "")
+        except _Invalid as bad:
+            where = _join(self._name, bad.path)
+            raise ValidationError(
+                f"{where}: {bad.detail}", reason_code=bad.reason_code, field=bad.path or None
+            ) from None
+
+    def _resolve(self, schema: Any) -> Any:
+        if isinstance(schema, str) and schema not in _PRIMITIVES:
+            return self._named[schema]
+        return schema
+
+    def describe(self, schema: Any) -> str:
+        schema = self._resolve(schema)
+        if isinstance(schema, str):
+            return schema
+        if isinstance(schema, list):
+            branches = [self.describe(b) for b in schema if b != "null"]
+            return " or ".join(branches + (["null"] if "null" in schema else []))
+        kind = schema["type"]
+        logical = schema.get("logicalType")
+        if logical == "decimal":
+            return f"decimal({schema.get('precision')},{schema.get('scale', 0)})"
+        if logical == "uuid":
+            return "uuid string"
+        if logical == "timestamp-millis":
+            return "timestamp-millis (timezone-aware datetime or epoch milliseconds)"
+        if kind == "enum":
+            return f"{schema['name'].rsplit('.', 1)[-1]} (one of {', '.join(schema['symbols'])})"
+        if kind == "record":
+            return f"record {schema['name'].rsplit('.', 1)[-1]}"
+        if kind == "array":
+            return f"array of {self.describe(schema['items'])}"
+        if kind == "map":
+            return f"map of {self.describe(schema['values'])}"
+        if kind == "fixed":
+            return f"fixed({schema['size']})"
+        return str(kind) if not isinstance(kind, dict | list) else self.describe(kind)
+
+    def _fail(self, path: str, schema: Any, value: Any) -> _Invalid:
+        return _Invalid(
+            path, "invalid_field", f"expected {self.describe(schema)}, got {_short_repr(value)}"
+        )
+
+    def _allows_null(self, schema: Any) -> bool:
+        schema = self._resolve(schema)
+        return schema == "null" or (isinstance(schema, list) and "null" in schema)
+
+    def _check(self, value: Any, schema: Any, path: str) -> None:
+        schema = self._resolve(schema)
+        if isinstance(schema, list):
+            self._check_union(value, schema, path)
+        elif isinstance(schema, str):
+            self._check_primitive(value, schema, schema, path)
+        else:
+            kind = schema["type"]
+            if kind == "record":
+                self._check_record(value, schema, path)
+            elif kind == "enum":
+                if not isinstance(value, str) or value not in schema["symbols"]:
+                    raise self._fail(path, schema, value)
+            elif kind == "array":
+                if not isinstance(value, list | tuple):
+                    raise self._fail(path, schema, value)
+                for i, item in enumerate(value):
+                    self._check(item, schema["items"], f"{path}[{i}]")
+            elif kind == "map":
+                if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                    raise self._fail(path, schema, value)
+                for key, item in value.items():
+                    self._check(item, schema["values"], f"{path}[{key!r}]")
+            elif kind == "fixed":
+                if not isinstance(value, bytes | bytearray) or len(value) != schema["size"]:
+                    raise self._fail(path, schema, value)
+            elif kind in _PRIMITIVES:
+                self._check_primitive(value, kind, schema, path)
+            else:
+                raise self._fail(path, schema, value)
+
+    def _check_record(self, value: Any, schema: dict[str, Any], path: str) -> None:
+        if not isinstance(value, Mapping):
+            raise self._fail(path, schema, value)
+        known = {f["name"] for f in schema["fields"]}
+        for key in value:
+            if key not in known:
+                raise _Invalid(
+                    _join(path, str(key)),
+                    "unknown_field",
+                    f"unknown field (value {_short_repr(value[key])}); "
+                    f"{schema['name'].rsplit('.', 1)[-1]} has: {', '.join(sorted(known))}",
+                )
+        for field in schema["fields"]:
+            name, field_path = field["name"], _join(path, field["name"])
+            if name not in value:
+                if "default" in field:
+                    continue
+                raise _Invalid(
+                    field_path,
+                    "missing_field",
+                    f"missing required field (expected {self.describe(field['type'])})",
+                )
+            if value[name] is None and not self._allows_null(field["type"]):
+                raise _Invalid(
+                    field_path,
+                    "missing_field",
+                    f"required field is None (expected {self.describe(field['type'])})",
+                )
+            self._check(value[name], field["type"], field_path)
+
+    def _check_union(self, value: Any, branches: list[Any], path: str) -> None:
+        if value is None and "null" in branches:
+            return
+        for branch in branches:
+            if isinstance(branch, str) and branch in _PRIMITIVE_CHECKS:
+                if _PRIMITIVE_CHECKS[branch](value):
+                    return
+                continue  # cheap test, no exception to build
+            try:
+                self._check(value, branch, path)
+                return
+            except _Invalid:
+                continue
+        non_null = [b for b in branches if b != "null"]
+        if value is not None and len(non_null) == 1:
+            inner = self._resolve(non_null[0])
+            if isinstance(inner, dict) and (
+                inner["type"] in ("record", "array", "map") or "logicalType" in inner
+            ):
+                self._check(value, inner, path)  # the branch's own error is more precise
+        raise self._fail(path, branches, value)
+
+    def _check_primitive(self, value: Any, kind: str, schema: Any, path: str) -> None:
+        logical = schema.get("logicalType") if isinstance(schema, dict) else None
+        if logical == "uuid" and kind == "string":
+            self._check_uuid(value, schema, path)
+        elif logical == "timestamp-millis" and kind == "long":
+            self._check_timestamp(value, schema, path)
+        elif logical == "decimal" and kind == "bytes":
+            self._check_decimal(value, schema, path)
+        elif logical is not None:
+            return  # other logical types: fastavro's validate is the judge
+        elif not _PRIMITIVE_CHECKS[kind](value):
+            raise self._fail(path, schema, value)
+
+    def _check_uuid(self, value: Any, schema: Any, path: str) -> None:
+        if isinstance(value, uuid.UUID):
+            return
+        if isinstance(value, str):
+            try:
+                if str(uuid.UUID(value)) == value:
+                    return
+            except ValueError:
+                pass
+        raise _Invalid(
+            path,
+            "invalid_field",
+            f"expected uuid string (lowercase 8-4-4-4-12 hex), got {_short_repr(value)}",
+        )
+
+    def _check_timestamp(self, value: Any, schema: Any, path: str) -> None:
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise _Invalid(
+                    path,
+                    "invalid_field",
+                    f"expected a timezone-aware datetime, got naive {_short_repr(value)}",
+                )
+            return
+        if _is_int(value) and _LONG_RANGE[0] <= value <= _LONG_RANGE[1]:
+            return
+        raise self._fail(path, schema, value)
+
+    def _check_decimal(self, value: Any, schema: Any, path: str) -> None:
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise self._fail(path, schema, value)
+        scale = schema.get("scale", 0)
+        precision = schema["precision"]
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > scale:
+            raise _Invalid(
+                path,
+                "invalid_field",
+                f"expected {self.describe(schema)}: at most {scale} decimal places, "
+                f"got {_short_repr(value)}",
+            )
+        try:
+            digits = len(value.quantize(Decimal(1).scaleb(-scale)).as_tuple().digits)
+        except ArithmeticError:  # InvalidOperation: too many digits for the context
+            digits = precision + 1
+        if digits > precision:
+            raise _Invalid(
+                path,
+                "invalid_field",
+                f"expected {self.describe(schema)}: at most {precision} digits, "
+                f"got {_short_repr(value)}",
+            )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_PRIMITIVE_CHECKS = {
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "int": lambda v: _is_int(v) and _INT_RANGE[0] <= v <= _INT_RANGE[1],
+    "long": lambda v: _is_int(v) and _LONG_RANGE[0] <= v <= _LONG_RANGE[1],
+    "float": _is_number,
+    "double": _is_number,
+    "bytes": lambda v: isinstance(v, bytes | bytearray),
+    "string": lambda v: isinstance(v, str),
+}

@@ -1,0 +1,127 @@
+"""The Faust application: one app, built from settings, holding every processor's agents.
+
+Agents consume raw bytes and decode with our Avro codec (Faust's own codecs know nothing of
+single-object encoding). Every agent body runs through `guarded`, so a bad event goes to the
+dead-letter topic with a reason and the agent keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import faust
+
+from cctv.context import Context
+from cctv.deadletter import dead_letter
+
+log = logging.getLogger("cctv.processors")
+
+
+@dataclass
+class ProcessorStats:
+    processed: int = 0
+    dead_lettered: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Processors:
+    """The app plus what its agents share: context, topics, counters."""
+
+    app: faust.App
+    ctx: Context
+    stats: ProcessorStats
+    topics: dict[str, faust.TopicT]
+
+    def topic(self, logical: str) -> faust.TopicT:
+        return self.topics[logical]
+
+    @property
+    def producer_id(self) -> str:
+        return f"{self.ctx.settings.processors.app_id}"
+
+    async def guarded(
+        self, processor: str, event: faust.EventT, body: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run one event's processing; on any failure, dead-letter it and carry on."""
+        try:
+            await body()
+            self.stats.processed += 1
+        except Exception as exc:  # noqa: BLE001 - by design: no event may stop the agent
+            msg = event.message
+            record = dead_letter(
+                processor=processor,
+                producer=self.producer_id,
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                key=msg.key,
+                payload=msg.value,
+                error=exc,
+            )
+            self.stats.dead_lettered += 1
+            self.stats.by_reason[record["reason_code"]] = (
+                self.stats.by_reason.get(record["reason_code"], 0) + 1
+            )
+            log.warning(
+                "%s: dead letter %s[%d]@%d %s: %s",
+                processor,
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                record["reason_code"],
+                record["error"],
+            )
+            await self.topic("dead_letters").send(
+                key=msg.topic.encode(), value=self.ctx.codec.encode("dead_letter", record)
+            )
+
+
+def broker_url(bootstrap_servers: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(","))
+
+
+def create_app(ctx: Context) -> Processors:
+    s = ctx.settings
+    app = faust.App(
+        s.processors.app_id,
+        broker=broker_url(s.kafka.bootstrap_servers),
+        store=s.processors.store,
+        datadir=str(s.processors.datadir),
+        processing_guarantee="at_least_once",
+        topic_replication_factor=s.kafka.replication_factor,
+        topic_allow_declare=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=s.processors.web_port != 0,
+        web_port=s.processors.web_port or 6066,
+        web_bind="127.0.0.1",
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    topics = {
+        spec.logical: app.topic(
+            spec.name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=spec.partitions,
+        )
+        for spec in ctx.topics
+    }
+    processors = Processors(app=app, ctx=ctx, stats=ProcessorStats(), topics=topics)
+
+    from stream_processors import inventory
+
+    inventory.register(processors)
+    return processors
+
+
+def run_worker(ctx: Context, *, loglevel: str = "info") -> None:
+    """Run the worker in this process until SIGTERM/SIGINT (Faust handles both)."""
+    processors = create_app(ctx)
+    worker = faust.Worker(processors.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,587 @@
+"""Unit tests for schemas/codec.py and schemas/registry.py: framing, evolution and errors."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+
+from schemas.codec import AvroCodec, Decoded, to_json_safe
+from schemas.errors import DecodeError, UnknownSchemaError, ValidationError
+from schemas.registry import SchemaRegistry, record_name_for, schema_fingerprint
+
+try:
+    from confluent_kafka.schema_registry import Schema
+
+    HAVE_SCHEMA_REGISTRY_CLIENT = True
+except ImportError:  # confluent-kafka without its [schemaregistry] extra
+
+    @dataclass(frozen=True)
+    class Schema:  # type: ignore[no-redef]
+        """Stand-in with the attributes the codec reads from confluent_kafka's Schema."""
+
+        schema_str: str
+        schema_type: str = "AVRO"
+
+    HAVE_SCHEMA_REGISTRY_CLIENT = False
+
+UTC = dt.UTC
+T0 = dt.datetime(2020, 12, 24, 9, 30, 0, 123000, tzinfo=UTC)
+DEADLINE = dt.datetime(2020, 12, 31, 16, 59, 59, 999000, tzinfo=UTC)  # 31 Dec 23:59:59.999 +07
+
+
+def _header(province: str | None = "TH-50", producer: str = "prov-TH-50-inventory") -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": T0,
+        "producer": producer,
+        "province_code": province,
+    }
+
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "camera_registration": {
+        **_header(),
+        "camera_id": "CM-MUEANG-0001",
+        "change": "REGISTERED",
+        "owner_agency": "เทศบาลนครเชียงใหม่",
+        "name_th": "แยกข่วงสิงห์ ฝั่งขาเข้า",
+        "name_en": "Khuang Sing intersection, inbound",
+        "latitude": 18.8155,
+        "longitude": 98.9836,
+        "location_description": "ถนนโชตนา หน้าสถานีตำรวจภูธรช้างเผือก",
+        "stream_url": "rtsp://10.50.1.17:554/stream1",
+        "resolution_width": 1920,
+        "resolution_height": 1080,
+        "expected_fps": 25.0,
+        "linked": False,
+    },
+    "camera_heartbeat": {
+        **_header(producer="prober-01"),
+        "camera_id": "CM-MUEANG-0001",
+        "reachable": True,
+        "fps": 24.5,
+        "width": 1920,
+        "height": 1080,
+        "brightness": 112.25,
+        "sharpness": 340.5,
+        "frozen": False,
+        "black": False,
+        "latency_ms": 420,
+        "error": None,
+    },
+    "selection_decision": {
+        **_header(),
+        "campaign_id": "moi-2563",
+        "camera_id": "CM-MUEANG-0001",
+        "action": "SELECT",
+        "decided_by": "ผู้ว่าราชการจังหวัดเชียงใหม่",
+    },
+    "project_submission": {
+        **_header(producer="prov-TH-50-budget"),
+        "project_id": "PRJ-2565-TH50-0042",
+        "agency": "องค์การบริหารส่วนจังหวัดเชียงใหม่",
+        "title": "โครงการติดตั้งกล้องโทรทัศน์วงจรปิด (CCTV) ถนนสายหลัก",
+        "kind": "PROCUREMENT",
+        "fiscal_year": 2565,
+        "budget": Decimal("10000000.50"),
+        "submitted_at": dt.datetime(2020, 12, 23, 3, 0, tzinfo=UTC),
+    },
+    "selection_outcome": {
+        **_header(producer="quota-processor"),
+        "campaign_id": "moi-2563",
+        "rule_version": "moi-2563@1",
+        "decision_event_id": str(uuid.uuid4()),
+        "camera_id": "CM-MUEANG-0001",
+        "action": "WITHDRAW",
+        "accepted": False,
+        "reason": "camera_not_selected",
+        "selected_cameras": 12,
+        "required_cameras": 20,
+    },
+    "quota_progress": {
+        **_header(producer="quota-processor"),
+        "campaign_id": "moi-2563",
+        "rule_version": "moi-2563@1",
+        "registered_cameras": 100,
+        "selected_cameras": 12,
+        "required_cameras": 20,
+        "deadline": DEADLINE,
+        "status": "AT_RISK",
+    },
+    "project_routing": {
+        **_header(producer="routing-processor"),
+        "campaign_id": "moi-2563",
+        "rule_version": "moi-2563@1",
+        "project_id": "PRJ-2565-TH50-0042",
+        "submission_event_id": str(uuid.uuid4()),
+        "budget": Decimal("10000001.00"),
+        "destinations": [
+            {
+                "body": "PROVINCIAL_WORKING_GROUP",
+                "send_by": None,
+                "decide_by": dt.datetime(2020, 12, 30, 16, 59, 59, 999000, tzinfo=UTC),
+            },
+            {
+                "body": "NATIONAL_SUBCOMMITTEE",
+                "send_by": dt.datetime(2020, 12, 24, 16, 59, 59, 999000, tzinfo=UTC),
+                "decide_by": dt.datetime(2020, 12, 30, 16, 59, 59, 999000, tzinfo=UTC),
+            },
+        ],
+        "late": True,
+        "late_reasons": ["after_send_by:NATIONAL_SUBCOMMITTEE"],
+    },
+    "health_window": {
+        **_header(producer="health-processor"),
+        "scope": "CAMERA",
+        "camera_id": "CM-MUEANG-0001",
+        "window_start": dt.datetime(2020, 12, 24, 9, 0, tzinfo=UTC),
+        "window_end": dt.datetime(2020, 12, 24, 9, 5, tzinfo=UTC),
+        "heartbeats": 30,
+        "reachable_heartbeats": 27,
+        "availability_pct": 90.0,
+        "avg_fps": 24.2,
+        "frozen_count": 1,
+        "black_count": 0,
+        "cameras": None,
+    },
+    "alert": {
+        **_header(producer="health-processor"),
+        "alert_type": "CAMERA_OFFLINE",
+        "severity": "CRITICAL",
+        "subject_id": "CM-MUEANG-0001",
+        "message_en": "Camera CM-MUEANG-0001 (Chiang Mai) has sent no frame for 45 s",
+        "message_th": "กล้อง CM-MUEANG-0001 (เชียงใหม่) ไม่มีภาพมา 45 วินาที",
+        "campaign_id": None,
+    },
+    "dead_letter": {
+        **_header(province=None, producer="quota-processor"),
+        "source_topic": "cctv.inbound.selection-decisions.v1",
+        "source_partition": 2,
+        "source_offset": 1234567890123,
+        "source_key": b"TH-50",
+        "payload": b"\xc3\x01garbage\x00\xff",
+        "reason_code": "undecodable",
+        "error": "not an Avro single-object or Confluent frame",
+        "field": None,
+        "processor": "quota",
+    },
+    "camera_inventory_change": {
+        **_header(producer="inventory-processor"),
+        "camera_id": "CM-MUEANG-0001",
+        "registered": True,
+        "source_event_id": str(uuid.uuid4()),
+        "source_occurred_at": T0,
+    },
+    "province_inventory": {
+        **_header(producer="inventory-processor"),
+        "registered_cameras": 101,
+        "retired_cameras": 3,
+        "source_event_id": str(uuid.uuid4()),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def registry() -> SchemaRegistry:
+    return SchemaRegistry.load()
+
+
+@pytest.fixture(scope="module")
+def codec(registry: SchemaRegistry) -> AvroCodec:
+    return AvroCodec(registry)
+
+
+def _record_schema(name: str, fields: list[dict]) -> dict:
+    return {
+        "type": "record",
+        "name": record_name_for(name),
+        "namespace": "th.go.moi.cctv",
+        "doc": "test schema",
+        "fields": fields,
+    }
+
+
+def _write_schema(root: Path, name: str, version: int, schema: dict) -> None:
+    directory = root / name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"v{version}.avsc").write_text(json.dumps(schema), encoding="utf-8")
+
+
+# -- registry --------------------------------------------------------------------------
+
+
+def test_fingerprint_matches_avro_reference_vectors() -> None:
+    # Apache Avro's Ruby test_fingerprints.rb: CRC-64-AVRO of "int" is 0x7275d51a3f395c8f
+    # and its single-object header is c3 01 8f 5c 39 3f 1a d5 75 72 (little-endian).
+    assert schema_fingerprint("int") == bytes.fromhex("8f5c393f1ad57572")
+    # linkedin/goavro crc64avro_test.go: "string" -> 0x8f014872634503c7.
+    assert schema_fingerprint("string") == (0x8F014872634503C7).to_bytes(8, "little")
+
+
+def test_registry_loads_every_schema(registry: SchemaRegistry) -> None:
+    assert set(registry.names()) == set(SAMPLES)
+    for name in registry.names():
+        entry = registry.get(name)
+        assert entry.version == max(registry.versions(name))
+        assert registry.by_fingerprint(entry.fingerprint) is entry
+        assert registry.latest(name) is entry.parsed
+        assert registry.raw(name, entry.version)["name"] == record_name_for(name)
+
+
+def test_unknown_name_lists_known_names(registry: SchemaRegistry) -> None:
+    with pytest.raises(UnknownSchemaError) as info:
+        registry.latest("camera_registrations")
+    assert "camera_registrations" in str(info.value)
+    assert "camera_registration," in str(info.value)
+
+
+# -- round trips -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_round_trip_every_schema(codec: AvroCodec, name: str) -> None:
+    record = SAMPLES[name]
+    data = codec.encode(name, record)
+    decoded = codec.decode(data, expected=name)
+    assert decoded == Decoded(name=name, version=1, record=record)
+    json.dumps(to_json_safe(decoded.record), ensure_ascii=False)
+
+
+def test_single_object_frame_carries_fingerprint(
+    codec: AvroCodec, registry: SchemaRegistry
+) -> None:
+    data = codec.encode("camera_registration", SAMPLES["camera_registration"])
+    assert data[:2] == b"\xc3\x01"
+    assert data[2:10] == registry.get("camera_registration").fingerprint
+    assert data[2:10] == schema_fingerprint(registry.raw("camera_registration", 1))
+
+
+def test_budget_is_exact_decimal(codec: AvroCodec) -> None:
+    record = {**SAMPLES["project_submission"], "budget": Decimal("10000000.5")}
+    decoded = codec.decode(codec.encode("project_submission", record))
+    assert decoded.record["budget"] == Decimal("10000000.50")
+    assert to_json_safe(decoded.record)["budget"] == "10000000.50"
+
+
+def test_uuid_and_epoch_millis_accepted_on_encode(codec: AvroCodec) -> None:
+    event_id = uuid.uuid4()
+    record = {
+        **SAMPLES["province_inventory"],
+        "event_id": event_id,
+        "occurred_at": 1608802200123,
+    }
+    decoded = codec.decode(codec.encode("province_inventory", record))
+    assert decoded.record["event_id"] == str(event_id)
+    assert decoded.record["occurred_at"] == T0
+
+
+def test_optional_fields_and_defaults_may_be_omitted(codec: AvroCodec) -> None:
+    record = {
+        k: v
+        for k, v in SAMPLES["camera_registration"].items()
+        if k not in {"name_en", "latitude", "linked"}
+    }
+    decoded = codec.decode(codec.encode("camera_registration", record))
+    assert decoded.record["name_en"] is None
+    assert decoded.record["latitude"] is None
+    assert decoded.record["linked"] is False
+
+
+def test_to_json_safe() -> None:
+    safe = to_json_safe(
+        {
+            "at": dt.datetime(
+                2020, 12, 31, 23, 59, 59, 999000, tzinfo=dt.timezone(dt.timedelta(hours=7))
+            ),
+            "budget": Decimal("1E+7"),
+            "payload": b"\x00\xff",
+            "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+            "nested": [{"at": T0}],
+        }
+    )
+    assert safe == {
+        "at": "2020-12-31T16:59:59.999Z",
+        "budget": "10000000",
+        "payload": "AP8=",
+        "id": "12345678-1234-5678-1234-567812345678",
+        "nested": [{"at": "2020-12-24T09:30:00.123Z"}],
+    }
+
+
+# -- schema evolution --------------------------------------------------------------------
+
+
+def test_older_version_resolves_into_latest(tmp_path: Path) -> None:
+    v1 = _record_schema(
+        "camera_status",
+        [
+            {"name": "camera_id", "type": "string", "doc": "camera"},
+            {"name": "fps", "type": "float", "doc": "frames per second"},
+            {
+                "name": "state",
+                "type": {"type": "enum", "name": "State", "symbols": ["UP", "DOWN"]},
+                "doc": "state",
+            },
+        ],
+    )
+    v2 = copy.deepcopy(v1)
+    v2["fields"][1]["type"] = "double"  # promotion float -> double
+    v2["fields"].append(
+        {"name": "note_th", "type": ["null", "string"], "default": None, "doc": "note"}
+    )
+    _write_schema(tmp_path, "camera_status", 1, v1)
+    old_codec = AvroCodec(SchemaRegistry.load(tmp_path))
+    data = old_codec.encode("camera_status", {"camera_id": "C1", "fps": 12.5, "state": "UP"})
+
+    _write_schema(tmp_path, "camera_status", 2, v2)
+    new_codec = AvroCodec(SchemaRegistry.load(tmp_path))
+    decoded = new_codec.decode(data, expected=("camera_status",))
+    assert decoded.name == "camera_status"
+    assert decoded.version == 1
+    assert decoded.record == {"camera_id": "C1", "fps": 12.5, "state": "UP", "note_th": None}
+
+    fresh = new_codec.decode(
+        new_codec.encode(
+            "camera_status", {"camera_id": "C1", "fps": 12.5, "state": "UP", "note_th": "ทดสอบ"}
+        )
+    )
+    assert fresh.version == 2
+    assert fresh.record["note_th"] == "ทดสอบ"
+
+
+# -- decode errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"garbage bytes", b"\xff\xfe\x00\x01", b'{"camera_id": "C1"}', b"\xc3\x01\x00"],
+)
+def test_garbage_is_undecodable(codec: AvroCodec, data: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        codec.decode(data)
+    assert info.value.reason_code == "undecodable"
+
+
+def test_truncated_body_is_undecodable(codec: AvroCodec) -> None:
+    data = codec.encode("camera_registration", SAMPLES["camera_registration"])
+    with pytest.raises(DecodeError) as info:
+        codec.decode(data[:-5])
+    assert info.value.reason_code == "undecodable"
+    assert isinstance(info.value.__cause__, Exception)
+
+
+def test_trailing_bytes_are_undecodable(codec: AvroCodec) -> None:
+    data = codec.encode("alert", SAMPLES["alert"])
+    with pytest.raises(DecodeError) as info:
+        codec.decode(data + b"\x00\x01")
+    assert info.value.reason_code == "undecodable"
+
+
+def test_unknown_fingerprint_is_unknown_schema(codec: AvroCodec) -> None:
+    data = codec.encode("alert", SAMPLES["alert"])
+    forged = data[:2] + bytes(8) + data[10:]
+    with pytest.raises(DecodeError) as info:
+        codec.decode(forged)
+    assert info.value.reason_code == "unknown_schema"
+    assert "0000000000000000" in str(info.value)
+
+
+def test_unexpected_schema(codec: AvroCodec) -> None:
+    data = codec.encode("alert", SAMPLES["alert"])
+    with pytest.raises(DecodeError) as info:
+        codec.decode(data, expected=("camera_heartbeat", "camera_registration"))
+    assert info.value.reason_code == "unexpected_schema"
+    assert "alert" in str(info.value)
+
+
+# -- validation errors -------------------------------------------------------------------
+
+
+def test_missing_required_field(codec: AvroCodec) -> None:
+    record = {k: v for k, v in SAMPLES["camera_registration"].items() if k != "owner_agency"}
+    with pytest.raises(ValidationError) as info:
+        codec.encode("camera_registration", record)
+    assert info.value.reason_code == "missing_field"
+    assert info.value.field == "owner_agency"
+    assert "camera_registration.owner_agency" in str(info.value)
+
+
+def test_none_for_required_field_is_missing(codec: AvroCodec) -> None:
+    record = {**SAMPLES["camera_heartbeat"], "reachable": None}
+    with pytest.raises(ValidationError) as info:
+        codec.encode("camera_heartbeat", record)
+    assert (info.value.reason_code, info.value.field) == ("missing_field", "reachable")
+
+
+def test_wrong_type_names_field_value_and_type(codec: AvroCodec) -> None:
+    record = {**SAMPLES["camera_registration"], "latitude": "abc"}
+    with pytest.raises(ValidationError) as info:
+        codec.encode("camera_registration", record)
+    assert info.value.reason_code == "invalid_field"
+    assert info.value.field == "latitude"
+    assert str(info.value) == "camera_registration.latitude: expected double or null, got 'abc'"
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field", "expected_text"),
+    [
+        ("camera_registration", {"change": "MOVED"}, "change", "CameraChange (one of"),
+        ("camera_registration", {"resolution_width": 2**31}, "resolution_width", "int or null"),
+        ("camera_heartbeat", {"reachable": "yes"}, "reachable", "expected boolean"),
+        ("camera_heartbeat", {"event_id": "not-a-uuid"}, "event_id", "uuid"),
+        (
+            "camera_heartbeat",
+            {"occurred_at": dt.datetime(2020, 12, 24, 9, 30)},
+            "occurred_at",
+            "timezone-aware",
+        ),
+        ("project_submission", {"budget": 10000000.5}, "budget", "decimal(15,2)"),
+        ("project_submission", {"budget": Decimal("1.005")}, "budget", "2 decimal places"),
+        ("project_submission", {"budget": Decimal("1E+14")}, "budget", "15 digits"),
+        ("project_submission", {"fiscal_year": "2565"}, "fiscal_year", "expected int"),
+        (
+            "project_routing",
+            {"destinations": [{"body": "CABINET", "send_by": None, "decide_by": None}]},
+            "destinations[0].body",
+            "RoutingBody",
+        ),
+        (
+            "project_routing",
+            {"destinations": [{"body": "NATIONAL_SUBCOMMITTEE", "send_by": "24 Dec"}]},
+            "destinations[0].send_by",
+            "timestamp-millis",
+        ),
+        ("dead_letter", {"payload": "text"}, "payload", "expected bytes"),
+    ],
+)
+def test_invalid_fields(
+    codec: AvroCodec, name: str, change: dict, field: str, expected_text: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        codec.encode(name, {**SAMPLES[name], **change})
+    assert info.value.reason_code == "invalid_field"
+    assert info.value.field == field
+    assert f"{name}.{field}:" in str(info.value)
+    assert expected_text in str(info.value)
+
+
+def test_long_values_are_truncated_in_messages(codec: AvroCodec) -> None:
+    with pytest.raises(ValidationError) as info:
+        codec.encode("camera_heartbeat", {**SAMPLES["camera_heartbeat"], "fps": "x" * 500})
+    assert len(str(info.value)) < 200
+
+
+def test_unknown_field_is_rejected(codec: AvroCodec) -> None:
+    record = {**SAMPLES["camera_registration"], "lattitude": 18.8}
+    with pytest.raises(ValidationError) as info:
+        codec.encode("camera_registration", record)
+    assert (info.value.reason_code, info.value.field) == ("unknown_field", "lattitude")
+
+
+def test_encode_unknown_schema_name(codec: AvroCodec) -> None:
+    with pytest.raises(UnknownSchemaError):
+        codec.encode("camera", {})
+
+
+# -- Confluent wire format ---------------------------------------------------------------
+
+
+class FakeRegistryClient:
+    """Stands in for confluent_kafka's SchemaRegistryClient (unit tests only)."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[int, Schema] = {}
+        self.subjects: dict[str, int] = {}
+        self.lookups = 0
+
+    def register_schema(self, subject_name: str, schema: Schema) -> int:
+        schema_id = self.subjects.setdefault(subject_name, 100 + len(self.subjects))
+        self.schemas[schema_id] = schema
+        return schema_id
+
+    def get_schema(self, schema_id: int) -> Schema:
+        self.lookups += 1
+        return self.schemas[schema_id]
+
+
+@pytest.mark.skipif(
+    not HAVE_SCHEMA_REGISTRY_CLIENT,
+    reason="encoding registers a confluent_kafka Schema: needs confluent-kafka[schemaregistry]",
+)
+def test_confluent_frame_round_trip(registry: SchemaRegistry) -> None:
+    client = FakeRegistryClient()
+    producer = AvroCodec(registry, registry_client=client)
+    data = producer.encode("selection_decision", SAMPLES["selection_decision"])
+    assert data[:1] == b"\x00"
+    assert int.from_bytes(data[1:5], "big") == client.subjects["selection_decision-value"]
+
+    consumer = AvroCodec(registry, registry_client=client)
+    decoded = consumer.decode(data, expected="selection_decision")
+    assert decoded.record == SAMPLES["selection_decision"]
+    assert (decoded.version, decoded.schema_id) == (1, 100)
+    consumer.decode(data)
+    assert client.lookups == 1  # ids are cached
+
+    # A codec with a registry still reads single-object frames.
+    assert consumer.decode(AvroCodec(registry).encode("alert", SAMPLES["alert"])).name == "alert"
+
+
+def test_confluent_frame_decodes_via_injected_client(registry: SchemaRegistry) -> None:
+    client = FakeRegistryClient()
+    raw = registry.raw("camera_heartbeat", 1)
+    client.schemas[7] = Schema(json.dumps(raw), schema_type="AVRO")
+    body = AvroCodec(registry).encode("camera_heartbeat", SAMPLES["camera_heartbeat"])[10:]
+    decoded = AvroCodec(registry, registry_client=client).decode(
+        b"\x00" + (7).to_bytes(4, "big") + body
+    )
+    assert decoded.name == "camera_heartbeat"
+    assert decoded.record == SAMPLES["camera_heartbeat"]
+
+
+def test_confluent_frame_without_registry(codec: AvroCodec, registry: SchemaRegistry) -> None:
+    body = codec.encode("alert", SAMPLES["alert"])[10:]
+    with pytest.raises(DecodeError) as info:
+        codec.decode(b"\x00" + (42).to_bytes(4, "big") + body)
+    assert info.value.reason_code == "schema_registry_unavailable"
+    assert "42" in str(info.value)
+
+
+def test_confluent_registry_failure(registry: SchemaRegistry) -> None:
+    class Down:
+        def get_schema(self, schema_id: int) -> Schema:
+            raise ConnectionError("connection refused")
+
+    with pytest.raises(DecodeError) as info:
+        AvroCodec(registry, registry_client=Down()).decode(b"\x00\x00\x00\x00\x01\x02")
+    assert info.value.reason_code == "schema_registry_unavailable"
+    assert isinstance(info.value.__cause__, ConnectionError)
+
+
+def test_confluent_frame_from_newer_producer_resolves_into_local_latest(
+    registry: SchemaRegistry,
+) -> None:
+    newer = registry.raw("province_inventory", 1)
+    newer["fields"].append(
+        {"name": "district_count", "type": ["null", "int"], "default": None, "doc": "new"}
+    )
+    client = FakeRegistryClient()
+    client.schemas[9] = Schema(json.dumps(newer), schema_type="AVRO")
+    body = io.BytesIO()
+    fastavro.schemaless_writer(
+        body, fastavro.parse_schema(newer), {**SAMPLES["province_inventory"], "district_count": 25}
+    )
+    decoded = AvroCodec(registry, registry_client=client).decode(
+        b"\x00" + (9).to_bytes(4, "big") + body.getvalue()
+    )
+    assert (decoded.name, decoded.version, decoded.schema_id) == ("province_inventory", None, 9)
+    assert decoded.record == SAMPLES["province_inventory"]
