@@ -109,6 +109,9 @@ class SinkSettings(_Section):
     batch_max_rows: int = Field(50_000, ge=1, title="flush a table's batch at this many rows")
     batch_max_seconds: float = Field(1.0, gt=0, title="flush a table's batch at this age")
     poll_timeout_seconds: float = Field(0.2, gt=0, title="consumer poll timeout")
+    session_timeout_seconds: float = Field(
+        10.0, ge=6, title="a dead sink's partitions move to another after this long"
+    )
 
 
 class Settings(_Section):

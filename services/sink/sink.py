@@ -73,8 +73,12 @@ class ClickHouseSink:
         self._batch = InsertContext(
             max_rows=settings.sink.batch_max_rows, max_seconds=settings.sink.batch_max_seconds
         )
+        self._assigned = False
         self._consumer = kafka_clients.consumer(
-            settings.kafka, group_id=settings.sink.group_id, client_suffix="sink"
+            settings.kafka,
+            group_id=settings.sink.group_id,
+            client_suffix="sink",
+            **{"session.timeout.ms": int(settings.sink.session_timeout_seconds * 1000)},
         )
         self._producer = kafka_clients.producer(settings.kafka, client_suffix="sink-dlq")
 
@@ -96,9 +100,13 @@ class ClickHouseSink:
             while not self._stop.is_set():
                 msg = self._consumer.poll(self.settings.sink.poll_timeout_seconds)
                 if msg is None:
-                    if max_idle_seconds is not None and self._batch.rows == 0:
+                    # Idle time counts only once partitions are ours: after a crash the group
+                    # may wait for the dead member's session to expire before assigning.
+                    if not self._assigned:
+                        idle_since = time.monotonic()
+                    elif max_idle_seconds is not None:
                         if time.monotonic() - idle_since >= max_idle_seconds:
-                            break
+                            break  # the flush below writes what is still batched
                 elif msg.error():
                     log.warning("kafka: %s", msg.error())
                 else:
@@ -210,6 +218,7 @@ class ClickHouseSink:
                     tp.offset = resume
                     log.info("%s[%d]: resuming after ClickHouse's offset %d", *key, stored[key])
         consumer.assign(partitions)
+        self._assigned = True
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.flush()

@@ -1,0 +1,298 @@
+"""Shared fixtures: the real servers (started once per session) and an isolated stack per test.
+
+Servers: a Kafka broker (KRaft, Apache's jars) and Debian's ClickHouse server are started on
+free loopback ports in throwaway directories, unless the environment names running ones:
+  CCTV_TEST_KAFKA_BOOTSTRAP=host:port      use this broker instead of starting one
+  CCTV_TEST_CLICKHOUSE_URL=clickhouse://…  use this ClickHouse server instead of starting one
+Each test gets its own topic names, consumer groups, Faust app id, chDB directory and database,
+so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cctv.settings import REPO_ROOT, Settings
+
+TEST_PARTITIONS = 2  # small, equal everywhere: co-partitioning holds, Faust starts fast
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("CCTV_TEST_KAFKA_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    from infra.kafka.broker import KafkaBroker
+    from infra.ports import free_ports
+
+    port, controller = free_ports(2)
+    broker = KafkaBroker(
+        home=tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller
+    )
+    broker.start(timeout=120)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("CCTV_TEST_CLICKHOUSE_URL")
+    if given:
+        yield given
+        return
+    from infra.clickhouse.server import ClickHouseServer
+    from infra.ports import free_ports
+
+    tcp, http = free_ports(2)
+    server = ClickHouseServer(
+        home=tmp_path_factory.mktemp("clickhouse"), tcp_port=tcp, http_port=http
+    )
+    server.start(timeout=90)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@dataclass
+class Stack:
+    """One test's private slice of the real servers, and helpers to drive it."""
+
+    root: Path
+    bootstrap: str
+    run_id: str
+    clickhouse_url: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        registry = yaml.safe_load(
+            (REPO_ROOT / "config" / "topics.yaml").read_text(encoding="utf-8")
+        )
+        for spec in registry["topics"].values():
+            spec["name"] = f"t{self.run_id}.{spec['name']}"
+            spec["partitions"] = TEST_PARTITIONS
+        self.topics_file = self.root / "topics.yaml"
+        self.topics_file.write_text(yaml.safe_dump(registry), encoding="utf-8")
+
+    # -- settings ----------------------------------------------------------------------------
+    def settings_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kafka": {
+                "bootstrap_servers": self.bootstrap,
+                "topics_file": str(self.topics_file),
+                "client_id": f"test-{self.run_id}",
+            },
+            "clickhouse": {"chdb_path": str(self.root / "chdb"), "database": f"t{self.run_id}"},
+            "processors": {
+                "app_id": f"test-{self.run_id}",
+                "datadir": str(self.root / "faust"),
+                "web_port": 0,
+            },
+            "sink": {
+                "group_id": f"sink-{self.run_id}",
+                "batch_max_rows": 1000,
+                "batch_max_seconds": 0.5,
+            },
+            "producer_id": f"test-{self.run_id}",
+        }
+        if self.clickhouse_url:
+            data["clickhouse"]["url"] = self.clickhouse_url
+        _deep_merge(data, self.overrides)
+        return data
+
+    def settings(self) -> Settings:
+        return Settings.load(environ={}, **self.settings_data())
+
+    @property
+    def settings_file(self) -> Path:
+        path = self.root / "settings.yaml"
+        path.write_text(yaml.safe_dump(self.settings_data(), allow_unicode=True), encoding="utf-8")
+        return path
+
+    def context(self):
+        from cctv.context import Context
+
+        return Context.load(self.settings())
+
+    def env(self) -> dict[str, str]:
+        """Environment of a child process: ours minus anything that would point it elsewhere."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CCTV_")
+            and k not in ("CLICKHOUSE_URL", "KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL")
+        }
+        env["CCTV_SETTINGS_FILE"] = str(self.settings_file)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    # -- processes ---------------------------------------------------------------------------
+    def cctv(
+        self, *args: str, stdin: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "cctv.cli", *args],
+            cwd=REPO_ROOT,
+            env=self.env(),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def spawn(self, module: str, name: str) -> subprocess.Popen:
+        log = (self.root / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=REPO_ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    # -- kafka -------------------------------------------------------------------------------
+    def apply_topics(self) -> None:
+        from cctv.kafka import apply_topics
+        from cctv.topics import TopicRegistry
+
+        settings = self.settings()
+        apply_topics(
+            settings.kafka, TopicRegistry.load(settings.kafka.topics_file), log=lambda _: None
+        )
+
+    def produce(self, logical: str, values: list[tuple[bytes | None, bytes]]) -> None:
+        from cctv import kafka as kafka_clients
+
+        ctx = self.context()
+        producer = kafka_clients.producer(ctx.settings.kafka, client_suffix="test")
+        for key, value in values:
+            producer.produce(ctx.topics[logical].name, key=key, value=value)
+        kafka_clients.wait_delivered(producer)
+
+    def read_topic(
+        self,
+        logical: str,
+        *,
+        expect: int | None = None,
+        timeout: float = 60,
+        until: Callable[[list[dict]], bool] | None = None,
+    ) -> list[dict]:
+        """Decoded records of a topic from the beginning; waits (bounded) for `expect`/`until`."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        from cctv import kafka as kafka_clients
+
+        ctx = self.context()
+        name = ctx.topics[logical].name
+        consumer = kafka_clients.consumer(
+            ctx.settings.kafka, group_id=f"reader-{uuid.uuid4()}", client_suffix="test-reader"
+        )
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(TEST_PARTITIONS)])
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if expect is not None and len(records) >= expect:
+                    break
+                if until is not None and until(records):
+                    break
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    if expect is None and until is None:
+                        break
+                    continue
+                if not msg.error():
+                    records.append(ctx.codec.decode(msg.value()).record)
+        finally:
+            consumer.close()
+        return records
+
+
+def _deep_merge(base: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+@pytest.fixture
+def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Stack]:
+    s = Stack(root=tmp_path, bootstrap=kafka_bootstrap, run_id=uuid.uuid4().hex[:10])
+    s.apply_topics()
+    try:
+        yield s
+    finally:
+        s.stop_all()
+
+
+@pytest.fixture(params=["chdb", "server"])
+def engine_stack(request: pytest.FixtureRequest, stack: Stack) -> Stack:
+    """The same test on embedded chDB and on the real ClickHouse server."""
+    if request.param == "server":
+        stack.clickhouse_url = request.getfixturevalue("clickhouse_server_url")
+    return stack
+
+
+def wait_until(
+    check: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.5
+) -> Any:
+    """Bounded polling: the value of `check()` once truthy, else fail naming what we waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    """Like Faust's own test suite: a test must not leave threads running behind it."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    leaked: list[threading.Thread] = []
+    while time.monotonic() < deadline:
+        leaked = [
+            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+        ]
+        if not leaked:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"test leaked threads: {[t.name for t in leaked]}")
