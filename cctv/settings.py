@@ -58,6 +58,16 @@ class KafkaSettings(_Section):
     )
     topics_file: Path = Field(REPO_ROOT / "config" / "topics.yaml", title="topic registry file")
 
+    @field_validator("extra", mode="before")
+    @classmethod
+    def _extra_as_text(cls, value: Any) -> Any:
+        # librdkafka takes every value as text; YAML would read a password 123456 as a number.
+        if isinstance(value, dict):
+            return {
+                k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()
+            }
+        return value
+
     def client_config(self) -> dict[str, str]:
         """librdkafka settings shared by every client of this process."""
         config = {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
@@ -211,9 +221,16 @@ def _explain(exc: ValidationError, *, source: str) -> str:
         env_key = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
         if error["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (environment {env_key}); check for a typo")
+        elif _is_secret(error["loc"]):
+            lines.append(f"  {key}: {error['msg']} (value not shown: it may be a secret)")
         else:
             lines.append(f"  {key}: {error['msg']} (got {error.get('input')!r})")
     return "\n".join(lines)
+
+
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    # kafka.extra holds SASL/TLS secrets and clickhouse.url may carry a password.
+    return tuple(loc[:2]) in (("kafka", "extra"), ("clickhouse", "url"))
 
 
 def _mask(data: dict[str, Any], settings: Settings) -> dict[str, Any]:

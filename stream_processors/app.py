@@ -8,6 +8,7 @@ dead-letter topic with a reason and the agent keeps running.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -15,8 +16,23 @@ import faust
 
 from cctv.context import Context
 from cctv.deadletter import dead_letter
+from cctv.exceptions import ConfigError, InputError
+from cctv.settings import KafkaSettings
+from schemas.errors import SchemaError
 
 log = logging.getLogger("cctv.processors")
+
+# Errors an event's content can cause: bad bytes, bad fields, and the plain Python errors a rule
+# raises on data it did not foresee. These dead-letter the event; anything else stops the worker.
+EVENT_ERRORS = (
+    SchemaError,
+    InputError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    ArithmeticError,
+)
 
 
 @dataclass
@@ -45,11 +61,14 @@ class Processors:
     async def guarded(
         self, processor: str, event: faust.EventT, body: Callable[[], Awaitable[None]]
     ) -> None:
-        """Run one event's processing; on any failure, dead-letter it and carry on."""
+        """Run one event's processing; a failure caused by the event dead-letters it and the
+        agent carries on. A failure of the platform (Kafka, Faust, configuration) is not the
+        event's fault: dead-lettering would empty the topic into the DLQ, so the worker
+        crashes loudly instead, and at-least-once redelivers the event after the fix."""
         try:
             await body()
             self.stats.processed += 1
-        except Exception as exc:  # noqa: BLE001 - by design: no event may stop the agent
+        except EVENT_ERRORS as exc:
             msg = event.message
             record = dead_letter(
                 processor=processor,
@@ -77,10 +96,41 @@ class Processors:
             await self.topic("dead_letters").send(
                 key=msg.topic.encode(), value=self.ctx.codec.encode("dead_letter", record)
             )
+        except Exception as exc:
+            log.critical("%s: platform failure, stopping the worker: %r", processor, exc)
+            await self.app.crash(exc)
+            raise
 
 
 def broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(","))
+
+
+def broker_credentials(settings: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    """The same cluster security the librdkafka clients get (kafka.extra), in Faust's terms."""
+    extra = {k: v.get_secret_value() for k, v in settings.extra.items()}
+    protocol = extra.get("security.protocol", "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
+        raise ConfigError(f"kafka.extra.security.protocol: {protocol!r} is not supported")
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=extra.get("ssl.ca.location"))
+        if extra.get("ssl.certificate.location"):
+            context.load_cert_chain(
+                extra["ssl.certificate.location"],
+                extra.get("ssl.key.location"),
+                extra.get("ssl.key.password"),
+            )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=extra.get("sasl.username"),
+        password=extra.get("sasl.password"),
+        mechanism=extra.get("sasl.mechanism", "PLAIN"),
+        ssl_context=context,
+    )
 
 
 def create_app(ctx: Context) -> Processors:
@@ -88,6 +138,7 @@ def create_app(ctx: Context) -> Processors:
     app = faust.App(
         s.processors.app_id,
         broker=broker_url(s.kafka.bootstrap_servers),
+        broker_credentials=broker_credentials(s.kafka),
         store=s.processors.store,
         datadir=str(s.processors.datadir),
         processing_guarantee="at_least_once",

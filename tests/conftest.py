@@ -238,6 +238,10 @@ class Stack:
                     records.append(ctx.codec.decode(msg.value()).record)
         finally:
             consumer.close()
+        if expect is not None and len(records) < expect:
+            pytest.fail(f"{logical}: {len(records)} of {expect} records within {timeout:.0f} s")
+        if until is not None and not until(records):
+            pytest.fail(f"{logical}: condition not met within {timeout:.0f} s; got {records[-5:]}")
         return records
 
 

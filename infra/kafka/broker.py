@@ -277,8 +277,10 @@ class KafkaBroker:
             "min.insync.replicas": "1",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
-            # Faust creates its changelog/repartition topics by producing/subscribing.
-            "auto.create.topics.enable": "true",
+            # Off: Faust declares its changelog topics explicitly, and a metadata request that
+            # auto-created one first (with num.partitions) raced it into PartitionsMismatch.
+            # Every other topic comes from `cctv topics apply`.
+            "auto.create.topics.enable": "false",
             # Tests and `make up` start consumers immediately; don't hold rebalances back.
             "group.initial.rebalance.delay.ms": "0",
             # On restart the broker waits for its previous registration's session to lapse
