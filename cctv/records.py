@@ -173,8 +173,11 @@ def convert(avro_type: Any, raw: Any) -> Any:
     if avro_type in ("int", "long"):
         if isinstance(raw, bool):
             raise ValueError(f"expected a whole number, got {raw!r}")
-        number = Decimal(str(raw).replace(",", ""))
-        if number != number.to_integral_value():
+        try:
+            number = Decimal(str(raw).replace(",", ""))
+        except InvalidOperation:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        if not number.is_finite() or number != number.to_integral_value():
             raise ValueError(f"expected a whole number, got {raw!r}")
         return int(number)
     if avro_type in ("float", "double"):
@@ -222,14 +225,17 @@ def _timestamp(raw: Any) -> dt.datetime:
     text = str(raw).strip().replace(" ", "T", 1) if "T" not in str(raw) else str(raw).strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
+    year = text[:4]
+    if year.isdigit() and int(year) > 2400:
+        # A B.E. year (2563), as Thai documents write it. Converted before parsing: 29 Feb
+        # 2563 B.E. exists (2020 C.E.), 29 Feb "2563 C.E." does not.
+        text = f"{from_be_year(int(year)):04d}{text[4:]}"
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
             f"expected an ISO 8601 date-time like 2020-12-31T17:00:00+07:00, got {raw!r}"
         ) from None
-    if value.year > 2400:  # a B.E. year (2563), as Thai documents write it
-        value = value.replace(year=from_be_year(value.year))
     if value.tzinfo is None:  # provincial systems write local time
         value = value.replace(tzinfo=BANGKOK)
     return value.astimezone(dt.UTC)

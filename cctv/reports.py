@@ -17,7 +17,7 @@ def registered_cameras_report(store: Store, provinces: Provinces, campaign: Camp
         "Registered cameras per province / จำนวนกล้องที่ลงทะเบียนรายจังหวัด",
         f"source: {store.engine.description}, table {store.database}.province_inventory",
         "",
-        f"{'code':7s}{'province':26s}{'จังหวัด':18s}{'registered':>11s}{'retired':>9s}"
+        f"{'code':7s}{'province':26s}{_pad('จังหวัด', 18)}{'registered':>11s}{'retired':>9s}"
         f"  {'campaign':16s}as of (เวลาไทย)",
     ]
     total = 0

@@ -53,7 +53,12 @@ def place_camera(
         if state["event_id"] == event["event_id"]:
             # A replay: emit exactly what we emitted the first time (the send may have been lost).
             return Placement(state=state, changes=state["changes"])
-        if _millis(event["occurred_at"]) < state["occurred_at_ms"]:
+        # Older events lose; a tie in time is broken by event id, so every delivery order
+        # converges on the same state.
+        if (_millis(event["occurred_at"]), event["event_id"]) < (
+            state["occurred_at_ms"],
+            state["event_id"],
+        ):
             return Placement(state=state, changes=[], stale=True)
 
     registered = event["change"] != RETIRED

@@ -60,7 +60,11 @@ class Column:
 
     def sql_type(self, dialect: Dialect) -> str:
         base = _base_type(self.avro_type, dialect)
-        return f"Nullable({base})" if self.nullable and not base.startswith("Array(") else base
+        if not self.nullable or base.startswith("Array("):  # arrays cannot be Nullable
+            return base
+        if base.startswith("LowCardinality("):  # ClickHouse nests it the other way round
+            return f"LowCardinality(Nullable({base[len('LowCardinality(') : -1]}))"
+        return f"Nullable({base})"
 
     def to_value(self, value: Any, dialect: Dialect) -> Any:
         """Python value of the decoded Avro field -> value for the engine's insert."""

@@ -128,8 +128,8 @@ def test_a_retirement_uncounts_the_camera(provinces: Provinces) -> None:
 
 
 def test_a_camera_moving_province_leaves_the_old_one(provinces: Provinces) -> None:
-    first = place_camera(None, registration("CM-1", "TH-50", at=at(0)), provinces=provinces,
-                         producer="p")  # fmt: skip
+    registered = registration("CM-1", "TH-50", at=at(0))
+    first = place_camera(None, registered, provinces=provinces, producer="p")
     moved = place_camera(
         first.state,
         registration("CM-1", "TH-57", change="UPDATED", at=at(5)),
@@ -144,10 +144,8 @@ def test_a_camera_moving_province_leaves_the_old_one(provinces: Provinces) -> No
 
 
 def test_a_retired_camera_moving_province_changes_only_the_new_one(provinces: Provinces) -> None:
-    state = place_camera(
-        None, registration("CM-1", "TH-50", change="RETIRED", at=at(0)), provinces=provinces,
-        producer="p",
-    ).state  # fmt: skip
+    retired = registration("CM-1", "TH-50", change="RETIRED", at=at(0))
+    state = place_camera(None, retired, provinces=provinces, producer="p").state
     moved = place_camera(
         state, registration("CM-1", "TH-57", at=at(5)), provinces=provinces, producer="p"
     )
