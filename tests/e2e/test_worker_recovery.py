@@ -1,4 +1,4 @@
-"""The inventory worker stopped and restarted: its tables come back and replays count nothing twice."""
+"""The inventory worker restarted: its tables come back and replays count nothing twice."""
 
 from __future__ import annotations
 
