@@ -270,7 +270,7 @@ def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Stack]:
         s.stop_all()
 
 
-@pytest.fixture(params=["chdb", "server"])
+@pytest.fixture(params=["chdb", pytest.param("server", marks=pytest.mark.chserver)])
 def engine_stack(request: pytest.FixtureRequest, stack: Stack) -> Stack:
     """The same test on embedded chDB and on the real ClickHouse server."""
     if request.param == "server":
