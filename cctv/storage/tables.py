@@ -15,10 +15,10 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from cctv.exceptions import ConfigError
+from schemas.codec import to_json_safe
 
 SOURCE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_topic", "String"),
@@ -187,22 +187,9 @@ def _convert(avro_type: Any, value: Any) -> Any:
     if isinstance(value, list):
         items = avro_type.get("items") if isinstance(avro_type, dict) else None
         if isinstance(items, dict) and items.get("type") == "record":
-            return [json.dumps(_json_safe(v), ensure_ascii=False) for v in value]
+            return [json.dumps(to_json_safe(v), ensure_ascii=False) for v in value]
         return [_convert(items, v) for v in value]
     if isinstance(value, dict):
-        return json.dumps(_json_safe(value), ensure_ascii=False)
+        return json.dumps(to_json_safe(value), ensure_ascii=False)
     return value
 
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    return value

@@ -219,6 +219,6 @@ def test_nested_records_are_stored_as_json_text() -> None:
     [text] = column("project_routing", "destinations").to_value(destinations, MODERN)
     assert json.loads(text) == {
         "body": "NATIONAL_SUBCOMMITTEE",
-        "send_by": "2020-12-24T17:00:00Z",
+        "send_by": "2020-12-24T17:00:00.000Z",
         "decide_by": None,
     }
