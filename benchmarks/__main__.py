@@ -143,6 +143,13 @@ def render_section(
     ]
     if note:
         lines.append(f"- Note: {note}")
+    for name in result.unsteady():
+        low, high = result.ratio_range(name) or (0.0, 0.0)
+        lines.append(
+            f"- **Unsteady:** the per-repetition ratios of `{name}` range from {low:.3g} to "
+            f"{high:.3g} (more than 20 % apart): the machine was busy or the raw measurement "
+            "too short; rerun, or raise `--events` / `--repeat`, before holding a stage to it."
+        )
     lines += [
         "",
         kafka_baseline.format_markdown(result),
@@ -191,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{kafka_baseline.TITLE} ({args.events:,} events x {args.repeat})")
     print(kafka_baseline.format_table(result))
+    for name in result.unsteady():
+        print(f"warning: per-repetition ratios of {name} are more than 20 % apart (busy machine?)")
     print(f"\nwhole benchmark: {result.seconds:.0f} s; load average {load_before} -> {load_after}")
     if not args.no_doc:
         section = render_section(

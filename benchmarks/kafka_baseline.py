@@ -148,6 +148,15 @@ class BaselineResult:
         pairs = [a / b for a, b in zip(m.rates, self.measurements[m.baseline].rates, strict=True)]
         return min(pairs), max(pairs)
 
+    def unsteady(self, tolerance: float = 0.2) -> list[str]:
+        """Measurements whose per-repetition ratios differ by more than ``tolerance``."""
+        names = []
+        for name in self.measurements:
+            span = self.ratio_range(name)
+            if span is not None and span[1] > span[0] * (1 + tolerance):
+                names.append(name)
+        return names
+
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """(measurement, median events/s, range, µs/event, ratio) for each measurement."""
         rows = []
@@ -157,9 +166,9 @@ class BaselineResult:
             if ratio is None:
                 ratio_text = "1.00 (baseline)" if _is_baseline(self, name) else "—"
             else:
-                ratio_text = f"{ratio:.2f} vs {m.baseline}"
+                ratio_text = f"{_ratio(ratio)} vs {m.baseline}"
                 if span is not None and self.repeat > 1:
-                    ratio_text += f" ({span[0]:.2f}–{span[1]:.2f})"
+                    ratio_text += f" ({_ratio(span[0])}–{_ratio(span[1])})"
             rows.append(
                 (
                     name,
@@ -170,6 +179,11 @@ class BaselineResult:
                 )
             )
         return rows
+
+
+def _ratio(value: float) -> str:
+    """Three significant digits: 0.0312 and 0.981 alike keep their precision."""
+    return f"{value:.3g}"
 
 
 def _is_baseline(result: BaselineResult, name: str) -> bool:

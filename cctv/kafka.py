@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -106,6 +107,36 @@ def apply_topics(
     for name, outcome in sorted(result.items()):
         log(f"  {name:48s} {outcome}")
     return result
+
+
+def ensure_topics(
+    settings: KafkaSettings, topics: list[tuple[str, int, dict[str, str]]], *, timeout: float = 30
+) -> list[str]:
+    """Create the (name, partitions, configs) topics that are missing, and return only once
+    the cluster's metadata lists each with its partitions. Returns the names created."""
+    client = admin(settings)
+    existing = client.list_topics(timeout=15).topics
+    missing = [
+        NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor, config=c)
+        for name, n, c in topics
+        if name not in existing
+    ]
+    if missing:
+        for name, future in client.create_topics(missing).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise KafkaError(f"creating topic {name}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    wanted = {name: n for name, n, _ in topics}
+    while True:
+        listed = client.list_topics(timeout=15).topics
+        if all(name in listed and len(listed[name].partitions) >= n for name, n in wanted.items()):
+            return [t.topic for t in missing]
+        if time.monotonic() >= deadline:
+            raise KafkaError(f"topics not visible in cluster metadata after {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def _wait(futures: dict[Any, Any], name: str) -> None:

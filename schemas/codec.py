@@ -108,9 +108,14 @@ class AvroCodec:
         """Check ``record`` against the latest version of ``name``; raise ValidationError."""
         parsed = self._registry.latest(name)
         _Validator(name, parsed).check(record)
+        # A backstop: _Validator is stricter than fastavro. The quiet check first: with
+        # raise_errors=True fastavro builds (json.dumps) an error for every null branch it
+        # tries, which was ~70 % of encode time (docs/BENCHMARKS.md); only a failure pays that.
+        if fastavro.validation.validate(record, parsed, raise_errors=False):
+            return
         try:
             fastavro.validation.validate(record, parsed, raise_errors=True)
-        except Exception as exc:  # a backstop: _Validator is stricter than fastavro
+        except Exception as exc:
             raise ValidationError(
                 f"{name}: record does not match the schema: {exc}", reason_code="invalid_field"
             ) from exc

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import faust
 
+from cctv import kafka as kafka_clients
 from cctv.context import Context
 from cctv.deadletter import dead_letter
 from cctv.exceptions import ConfigError, InputError
@@ -171,8 +172,34 @@ def create_app(ctx: Context) -> Processors:
     return processors
 
 
+def declare_changelog_topics(processors: Processors) -> list[str]:
+    """Create the tables' changelog topics before Faust starts.
+
+    Faust creates them itself at start-up, but then compares source and changelog partition
+    counts using consumer metadata that may not list a just-created topic yet ("has 0
+    partitions"): a freshly deployed worker with events already waiting crashed with
+    PartitionsMismatch. Creating them first, and waiting until metadata shows them, avoids it.
+    """
+    s = processors.ctx.settings
+    topics = [
+        (
+            table.changelog_topic.get_topic_name(),
+            table.partitions,
+            {"cleanup.policy": "compact"}
+            | (
+                {"min.insync.replicas": str(s.kafka.min_insync_replicas)}
+                if s.kafka.min_insync_replicas
+                else {}
+            ),
+        )
+        for table in processors.app.tables.values()
+    ]
+    return kafka_clients.ensure_topics(s.kafka, topics)
+
+
 def run_worker(ctx: Context, *, loglevel: str = "info") -> None:
     """Run the worker in this process until SIGTERM/SIGINT (Faust handles both)."""
     processors = create_app(ctx)
+    declare_changelog_topics(processors)
     worker = faust.Worker(processors.app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -192,4 +192,3 @@ def _convert(avro_type: Any, value: Any) -> Any:
     if isinstance(value, dict):
         return json.dumps(to_json_safe(value), ensure_ascii=False)
     return value
-
