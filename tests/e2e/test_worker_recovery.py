@@ -53,5 +53,7 @@ def test_restart_restores_counts_and_ignores_replays(stack, wipe_local_store):
         "province_inventory", timeout=120, until=lambda rs: last_count(rs, "TH-40") == (11, 1)
     )
     # Never more than 12 registered at any point: the replayed ten were not counted again.
-    assert max(r["registered_cameras"] for r in records if r["province_code"] == "TH-40") == 12
+    # (12 itself is not guaranteed: the retirement may overtake the new cameras, which sit
+    # on other camera partitions.)
+    assert max(r["registered_cameras"] for r in records if r["province_code"] == "TH-40") <= 12
     assert stack.read_topic("dead_letters") == []
