@@ -61,11 +61,6 @@ class InsertContext:
     def positions(self) -> dict[tuple[str, int], int]:
         return dict(self._positions)
 
-    def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
-        """After a revoke without flush: drop what we no longer own (it will be re-read)."""
-        for key in partitions:
-            self._positions.pop(key, None)
-
     def clear(self) -> None:
         self._blocks.clear()
         self._positions.clear()

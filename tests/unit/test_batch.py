@@ -135,14 +135,6 @@ def test_positions_is_a_snapshot(clock: Clock) -> None:
     assert snapshot == {(TOPIC, 0): 1}
 
 
-def test_forget_partitions_drops_only_the_revoked_ones(clock: Clock) -> None:
-    ctx = batch(clock, max_rows=100)
-    for partition in (0, 1, 2):
-        ctx.account(topic=TOPIC, partition=partition, offset=partition * 10)
-    ctx.forget_partitions({(TOPIC, 1), (TOPIC, 9)})
-    assert ctx.positions() == {(TOPIC, 0): 1, (TOPIC, 2): 21}
-
-
 def test_the_default_clock_is_monotonic_time() -> None:
     ctx = InsertContext(max_rows=10, max_seconds=3600)
     ctx.account(topic=TOPIC, partition=0, offset=0)
