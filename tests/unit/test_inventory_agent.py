@@ -19,6 +19,7 @@ import pytest
 from cctv.context import Context
 from cctv.settings import Settings
 from stream_processors.app import Processors, create_app
+from tests.samples import heartbeat as sample_heartbeat
 from tests.samples import registration
 
 T0 = dt.datetime(2020, 12, 15, 2, 30, tzinfo=dt.UTC)
@@ -206,23 +207,7 @@ def test_garbage_goes_to_the_dead_letter_topic_and_the_agent_keeps_going(
 
 
 def test_a_registration_of_another_schema_is_dead_lettered(harness: Harness) -> None:
-    heartbeat = {
-        "event_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-        "occurred_at": T0,
-        "producer": "prober-01",
-        "province_code": "TH-50",
-        "camera_id": "CM-1",
-        "reachable": True,
-        "fps": 24.5,
-        "width": 1920,
-        "height": 1080,
-        "brightness": 118.0,
-        "sharpness": 310.5,
-        "frozen": False,
-        "black": False,
-        "latency_ms": 180,
-        "error": None,
-    }
+    heartbeat = sample_heartbeat("CM-1", 0)
 
     async def scenario(agent, put) -> None:
         await put(b"CM-1", harness.ctx.codec.encode("camera_heartbeat", heartbeat))
