@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shlex
 import sys
 import tempfile
@@ -70,10 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def command_line(argv: list[str], args: argparse.Namespace) -> str:
-    """How this run was started, as Markdown: `make bench` or the python -m command."""
+    """How this run was started, as Markdown (`make bench` runs it without arguments)."""
     effective = f"python -m benchmarks --events {args.events} --repeat {args.repeat}"
-    if not argv and os.environ.get("MAKELEVEL"):
-        return f"`make bench` (= `{effective}`)"
     given = shlex.join(["python", "-m", "benchmarks", *argv])
     return f"`{given}`" if given == effective else f"`{given}` (= `{effective}`)"
 

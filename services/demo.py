@@ -7,7 +7,6 @@ inventory -> wait until the derived counts are in ClickHouse -> stop the process
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -65,10 +64,9 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
     where = store.engine.description
     store.engine.close()  # chDB: one process at a time; the sink opens it next
 
-    env = dict(os.environ)
     procs = {
-        "worker": _spawn([sys.executable, "-m", "stream_processors"], log_dir / "worker.log", env),
-        "sink": _spawn([sys.executable, "-m", "services.sink"], log_dir / "sink.log", env),
+        "worker": _spawn([sys.executable, "-m", "stream_processors"], log_dir / "worker.log"),
+        "sink": _spawn([sys.executable, "-m", "services.sink"], log_dir / "sink.log"),
     }
     say(
         f"worker and sink running (logs in {log_dir.relative_to(REPO_ROOT)}/), "
@@ -104,9 +102,10 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
     return 0
 
 
-def _spawn(cmd: list[str], log_file: Path, env: dict[str, str]) -> subprocess.Popen:
+def _spawn(cmd: list[str], log_file: Path) -> subprocess.Popen:
+    # The children inherit this process's environment, so they load the same settings.
     out = log_file.open("ab")
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _stop(proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
