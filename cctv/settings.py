@@ -138,6 +138,19 @@ class Settings(_Section):
         REPO_ROOT / "config" / "provinces.yaml", title="the 77 provinces with Thai/English names"
     )
     producer_id: str = Field("cctv-cli", title="`producer` stamped on events this process makes")
+    failpoints: dict[str, int] = Field(
+        default_factory=dict,
+        title="tests only: failpoint name -> the hit on which the process SIGKILLs itself "
+        "(see cctv/failpoints.py for the names); empty in production",
+    )
+
+    @field_validator("failpoints")
+    @classmethod
+    def _known_failpoints(cls, value: dict[str, int]) -> dict[str, int]:
+        from cctv.failpoints import Failpoints
+
+        Failpoints(value)  # raises ConfigError naming an unknown failpoint
+        return value
 
     @classmethod
     def load(
