@@ -29,12 +29,16 @@ def dead_letter(
     payload: bytes | None,
     error: BaseException,
     province_code: str | None = None,
+    occurred_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
+    """The dead letter of one message. `occurred_at` should be the failed message's own time
+    (its Kafka timestamp) where there is one: then the same failure written twice is the same
+    record -- same id, same time, same ClickHouse partition -- and collapses."""
     reason, field = reason_of(error)
     return {
         # The same message failing again in the same processor is the same dead letter.
         "event_id": derived_event_id("dead_letter", processor, topic, partition, offset),
-        "occurred_at": dt.datetime.now(dt.UTC),
+        "occurred_at": occurred_at or dt.datetime.now(dt.UTC),
         "producer": producer,
         "province_code": province_code,
         "source_topic": topic,

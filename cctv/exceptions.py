@@ -20,8 +20,19 @@ class InputError(CctvError):
         self.reason_code = reason_code
 
 
+class RowRejected(InputError):
+    """A record is valid Avro but a ClickHouse column cannot hold one of its values."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message, field=field, reason_code="storage_rejected")
+
+
 class StorageError(CctvError):
     """ClickHouse (server or embedded chDB) refused or failed a statement."""
+
+
+class StorageUnavailable(StorageError):
+    """ClickHouse could not be reached (connection refused, timeout, lost connection)."""
 
 
 class KafkaError(CctvError):

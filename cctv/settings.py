@@ -122,6 +122,21 @@ class SinkSettings(_Section):
     session_timeout_seconds: float = Field(
         10.0, ge=6, title="a dead sink's partitions move to another after this long"
     )
+    instance_id: str | None = Field(
+        None,
+        title="this sink's stable name within its group (default: the host name); the Kafka "
+        "transactional id is <group_id>.<instance_id>, so a restarted sink fences its "
+        "predecessor: two sinks running at once need different ids",
+    )
+    consume_batch: int = Field(
+        5000, ge=1, le=100_000, title="messages taken from Kafka per consume call"
+    )
+    retry_max_seconds: float = Field(
+        30.0, gt=0, title="longest pause between attempts when ClickHouse or Kafka fails"
+    )
+    ledger_retention_days: int = Field(
+        7, ge=1, title="days of ledger entries kept (whole days are dropped)"
+    )
 
 
 class Settings(_Section):

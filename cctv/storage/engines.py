@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from cctv.exceptions import StorageError
+from cctv.exceptions import StorageError, StorageUnavailable
 from cctv.storage.tables import MODERN, Dialect, dialect_for_version
 
 
@@ -93,8 +93,11 @@ class ServerEngine:
     def __init__(self, url: str, *, connect_timeout: float = 10):
         from clickhouse_driver import Client
         from clickhouse_driver.errors import Error as DriverError
+        from clickhouse_driver.errors import NetworkError, SocketTimeoutError
 
         self._driver_error = DriverError
+        # Errors that say "the server is not there", as opposed to "it refused this statement".
+        self._unreachable = (NetworkError, SocketTimeoutError, OSError, EOFError)
         parts = urlsplit(url)
         user = unquote(parts.username or "default")
         self.description = f"ClickHouse server {parts.hostname}:{parts.port or 9000} as {user}"
@@ -103,7 +106,7 @@ class ServerEngine:
             self._client.connection.connect_timeout = connect_timeout
             version = self._client.execute("SELECT version()")[0][0]
         except (DriverError, OSError, EOFError) as exc:
-            raise StorageError(f"cannot reach {self.description}: {exc}") from exc
+            raise StorageUnavailable(f"cannot reach {self.description}: {exc}") from exc
         self.version = version
         self.dialect = dialect_for_version(version)
 
@@ -126,7 +129,10 @@ class ServerEngine:
     def _call(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
         try:
             return self._client.execute(sql, params, **kwargs)
-        except (self._driver_error, OSError, EOFError) as exc:
+        except self._unreachable as exc:
+            self._client.disconnect()  # reconnect on the next call
+            raise StorageUnavailable(f"{self.description}: {exc} (statement: {sql[:200]})") from exc
+        except self._driver_error as exc:
             raise StorageError(f"{self.description}: {exc} (statement: {sql[:200]})") from exc
 
 

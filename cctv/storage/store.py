@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cctv.storage.engines import Engine
+from cctv.storage.ledger import ledger_table_sql
 from cctv.storage.tables import (
     HISTORY_TABLES,
     SOURCE_COLUMNS,
     Column,
     TableSpec,
+    add_source_indexes_sql,
     columns_of,
     create_table_sql,
+    probe_name,
+    probe_table_sql,
 )
+
+# record, topic, partition, offset, ingested_at -> the row's values in column order
+RowBuilder = Callable[[Mapping[str, Any], str, int, int, dt.datetime], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -38,13 +45,17 @@ class Store:
 
     def create_schema(self) -> list[str]:
         """Create the database and every table if missing (idempotent); returns the DDL run."""
+        dialect = self.engine.dialect
         statements = [f"CREATE DATABASE IF NOT EXISTS {self.database}"]
-        statements += [
-            create_table_sql(
-                spec, self._columns[spec.name], database=self.database, dialect=self.engine.dialect
+        for spec in HISTORY_TABLES:
+            statements.append(
+                create_table_sql(
+                    spec, self._columns[spec.name], database=self.database, dialect=dialect
+                )
             )
-            for spec in HISTORY_TABLES
-        ]
+            statements += add_source_indexes_sql(spec, database=self.database, dialect=dialect)
+            statements.append(probe_table_sql(spec, database=self.database))
+        statements.append(ledger_table_sql(self.database))
         for sql in statements:
             self.engine.execute(sql)
         return statements
@@ -69,8 +80,26 @@ class Store:
         ]
         return tuple(values)
 
+    def row_builder(self, spec: TableSpec) -> RowBuilder:
+        """`build_row` for one table with the per-column work decided once (the sink's path).
+        Raises RowRejected naming the field when a value does not fit its column."""
+        fields = [(c.name, c.converter(self.engine.dialect)) for c in self._columns[spec.name]]
+
+        def build(
+            record: Mapping[str, Any], topic: str, partition: int, offset: int, at: dt.datetime
+        ) -> tuple[Any, ...]:
+            get = record.get
+            return (*[convert(get(name)) for name, convert in fields], topic, partition, offset, at)
+
+        return build
+
     def insert(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
         self.engine.insert(f"{self.database}.{spec.name}", self.column_names(spec), rows)
+
+    def probe(self, spec: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert into the table's Null-engine twin: raises what the real insert would raise
+        for these rows' values, stores nothing."""
+        self.engine.insert(f"{self.database}.{probe_name(spec)}", self.column_names(spec), rows)
 
     def stored_offsets(self, spec: TableSpec, topics: Iterable[str]) -> dict[tuple[str, int], int]:
         """Highest Kafka offset stored per (topic, partition): the sink resumes after it."""

@@ -6,6 +6,13 @@ row ClickHouse holds, and analysts can trace any row back to its message.
 
 ReplacingMergeTree with `event_id` last in the sorting key collapses a replayed event (same
 event_id, same content) on merge; read with FINAL, or aggregate by event_id, for exact counts.
+Dead letters are keyed by their source message (topic, partition, offset) and dated by that
+message's Kafka timestamp, so the same failure written twice collapses too.
+
+Values an engine would silently mangle are refused before they reach it (`RowRejected`): a
+timestamp outside the column type's range (18.16's `DateTime` starts in 1970; modern
+ClickHouse wraps what `DateTime64` cannot hold). The sink dead-letters such a row, naming the
+field, instead of storing a wrong date or blocking its partition.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cctv.exceptions import ConfigError
+from cctv.exceptions import ConfigError, RowRejected
 from schemas.codec import to_json_safe
 
 SOURCE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -28,6 +35,9 @@ SOURCE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 @dataclass(frozen=True)
 class Dialect:
     """What a ClickHouse engine can do; DDL is rendered per dialect, never hand-forked."""
@@ -35,6 +45,11 @@ class Dialect:
     name: str
     datetime64: bool  # DateTime64 arrived in 20.1; Debian's 18.16 server lacks it
     low_cardinality: bool  # 18.16 has it only behind a setting
+    skip_indexes: bool  # data-skipping indexes arrived in 19.x; 18.16 has none
+    # The instants (naive UTC) a timestamp column holds exactly: DateTime is a UInt32 of
+    # seconds; DateTime64 covers 1900..2299.
+    time_min: dt.datetime = _EPOCH
+    time_max: dt.datetime = dt.datetime(2106, 2, 7, 6, 28, 15)
 
     def timestamp(self) -> str:
         return "DateTime64(3, 'UTC')" if self.datetime64 else "DateTime('UTC')"
@@ -43,8 +58,15 @@ class Dialect:
         return "LowCardinality(String)" if self.low_cardinality else "String"
 
 
-MODERN = Dialect("modern", datetime64=True, low_cardinality=True)
-LEGACY = Dialect("legacy-18.16", datetime64=False, low_cardinality=False)
+MODERN = Dialect(
+    "modern",
+    datetime64=True,
+    low_cardinality=True,
+    skip_indexes=True,
+    time_min=dt.datetime(1900, 1, 1),
+    time_max=dt.datetime(2299, 12, 31, 23, 59, 59, 999000),
+)
+LEGACY = Dialect("legacy-18.16", datetime64=False, low_cardinality=False, skip_indexes=False)
 
 
 def dialect_for_version(version: str) -> Dialect:
@@ -68,9 +90,61 @@ class Column:
 
     def to_value(self, value: Any, dialect: Dialect) -> Any:
         """Python value of the decoded Avro field -> value for the engine's insert."""
-        if value is None:
-            return [] if _base_type(self.avro_type, dialect).startswith("Array(") else None
-        return _convert(self.avro_type, value)
+        return self.converter(dialect)(value)
+
+    def converter(self, dialect: Dialect) -> Any:
+        """A one-argument function doing `to_value` for this column: built once per table,
+        called per row (the sink's hot path), so the type dispatch happens here, not per value.
+        Raises RowRejected for a value the engine would not store faithfully."""
+        base = _base_type(self.avro_type, dialect)
+        empty: Any = [] if base.startswith("Array(") else None
+        logical = self.avro_type.get("logicalType") if isinstance(self.avro_type, dict) else None
+        name, lo, hi = self.name, dialect.time_min, dialect.time_max
+        if logical == "timestamp-millis":
+
+            def timestamp(value: Any) -> Any:
+                if value is None:
+                    return empty
+                naive = value.astimezone(dt.UTC).replace(tzinfo=None)
+                if not lo <= naive <= hi:
+                    raise RowRejected(
+                        f"{name}: {value.isoformat()} is outside what a {base} column holds "
+                        f"({lo:%Y-%m-%d} to {hi:%Y-%m-%d %H:%M:%S} UTC)",
+                        field=name,
+                    )
+                return naive
+
+            return timestamp
+        if self.avro_type in ("string", "int", "long", "float", "double") or (
+            isinstance(self.avro_type, dict)
+            and (logical == "uuid" or self.avro_type.get("type") == "enum")
+        ):
+            if empty is None:
+                return _identity
+        avro_type = self.avro_type
+
+        def convert(value: Any) -> Any:
+            return empty if value is None else _convert(avro_type, value)
+
+        return convert
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def month_of(value: dt.datetime) -> int:
+    """The month partition (toYYYYMM) a timestamp lands in."""
+    value = value.astimezone(dt.UTC)
+    return value.year * 100 + value.month
+
+
+def month_bounds(month: int) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a toYYYYMM month, naive UTC."""
+    year, mon = divmod(month, 100)
+    start = dt.datetime(year, mon, 1)
+    end = dt.datetime(year + mon // 12, mon % 12 + 1, 1)
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -95,7 +169,13 @@ HISTORY_TABLES: tuple[TableSpec, ...] = (
     TableSpec(
         "province_inventory", "province_inventory", ("province_code", "occurred_at", "event_id")
     ),
-    TableSpec("dead_letters", "dead_letter", ("source_topic", "occurred_at", "event_id")),
+    # Keyed by the failed message, not by when the letter was written: a message dead-lettered
+    # again after a crash is the same row and collapses.
+    TableSpec(
+        "dead_letters",
+        "dead_letter",
+        ("source_topic", "source_partition", "source_offset", "event_id"),
+    ),
 )
 
 
@@ -132,6 +212,8 @@ def create_table_sql(
         raise ConfigError(f"table {spec.name}: sorting key columns {missing} not in the schema")
     body = [f"    `{c.name}` {c.sql_type(dialect)}" for c in columns]
     body += [f"    `{name}` {sql_type}" for name, sql_type in SOURCE_COLUMNS]
+    if dialect.skip_indexes:
+        body += [f"    {index}" for index in SOURCE_INDEXES]
     return (
         f"CREATE TABLE IF NOT EXISTS {database}.{spec.name}\n(\n"
         + ",\n".join(body)
@@ -139,6 +221,39 @@ def create_table_sql(
         f"PARTITION BY toYYYYMM({spec.time_column})\n"
         f"ORDER BY ({', '.join(spec.order_by)})"
     )
+
+
+# Where the sink checks, after a crash, which offsets of an unfinished batch landed: the rows of
+# one batch have neighbouring offsets and ingestion times, so min/max per granule skips the
+# rest of the table. (18.16 has no skipping indexes: there the check reads the months the
+# batch touched, which the sink's ledger records.)
+SOURCE_INDEXES: tuple[str, ...] = (
+    "INDEX _offset_minmax _offset TYPE minmax GRANULARITY 1",
+    "INDEX _ingested_minmax _ingested_at TYPE minmax GRANULARITY 1",
+)
+
+
+def add_source_indexes_sql(spec: TableSpec, *, database: str, dialect: Dialect) -> list[str]:
+    """ALTERs giving a table created before the indexes existed the same indexes (idempotent)."""
+    if not dialect.skip_indexes:
+        return []
+    return [
+        f"ALTER TABLE {database}.{spec.name} ADD {i.replace('INDEX', 'INDEX IF NOT EXISTS', 1)}"
+        for i in SOURCE_INDEXES
+    ]
+
+
+def probe_table_sql(spec: TableSpec, *, database: str) -> str:
+    """A Null-engine twin of a table: inserting into it parses and converts every value as the
+    real insert would, and stores nothing -- how the sink finds the one row an engine refuses."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {database}.{probe_name(spec)} "
+        f"AS {database}.{spec.name} ENGINE = Null"
+    )
+
+
+def probe_name(spec: TableSpec) -> str:
+    return f"_probe_{spec.name}"
 
 
 def _base_type(avro_type: Any, dialect: Dialect) -> str:

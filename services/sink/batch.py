@@ -1,7 +1,12 @@
-"""`InsertContext`: rows waiting for ClickHouse, batched by size and by age, flushed together.
+"""`InsertContext`: one batch of the sink -- rows waiting for ClickHouse, dead letters waiting for
+Kafka, and the source positions they account for -- cut by size and by age, flushed together.
 
-All tables flush at once, so "every message up to offset N of a partition is in ClickHouse or in
-the dead-letter topic" holds right after a flush: that is the moment offsets may be committed.
+Every consumed message ends up in exactly one of three places in a batch: a row of a table, a
+dead letter, or "already stored" (an offset a crashed batch had written, skipped on replay).
+All of them advance the partition's position, so once a batch is flushed, "every message before
+position N of a partition is in ClickHouse or on the dead-letter topic" holds: that is the
+moment offsets may be committed. What the batch is about to write is described, per source
+partition and table, by `ledger_entries()` (see cctv/storage/ledger.py).
 """
 
 from __future__ import annotations
@@ -11,13 +16,39 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cctv.storage.ledger import Entry
 from cctv.storage.tables import TableSpec
+
+
+@dataclass(frozen=True)
+class Source:
+    """The Kafka message a row or dead letter came from (kept to dead-letter a row later)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None
 
 
 @dataclass
 class Block:
+    """The rows of one table in a batch, and the message each row came from."""
+
     spec: TableSpec
     rows: list[Sequence[Any]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    months: list[int] = field(default_factory=list)  # toYYYYMM of each row, 0 if unknown
+
+
+@dataclass
+class _Span:
+    start: int
+    last: int = -1
+    rows: int = 0
+    months: set[int] = field(default_factory=set)
+    months_known: bool = True
 
 
 class InsertContext:
@@ -30,23 +61,84 @@ class InsertContext:
         self._blocks: dict[str, Block] = {}
         # Next offset to commit per (topic, partition): every message before it is accounted for.
         self._positions: dict[tuple[str, int], int] = {}
+        # Where the batch began per (topic, partition): the committed position then.
+        self._starts: dict[tuple[str, int], int] = {}
+        self._spans: dict[tuple[str, str, int], _Span] = {}
+        self.dead_letters: list[tuple[bytes | None, bytes]] = []
+        self.skipped = 0
         self._opened_at: float | None = None
 
+    # -- filling -------------------------------------------------------------------------
     def add(
-        self, spec: TableSpec, row: Sequence[Any], *, topic: str, partition: int, offset: int
+        self,
+        spec: TableSpec,
+        row: Sequence[Any],
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        month: int | None = None,
+        source: Source | None = None,
+        start: int | None = None,
     ) -> None:
-        self._blocks.setdefault(spec.name, Block(spec)).rows.append(row)
-        self.account(topic=topic, partition=partition, offset=offset)
+        """A row for `spec`'s table. `month` is its toYYYYMM partition (None: unknown);
+        `start` is the partition's position before this batch (default: this offset)."""
+        block = self._blocks.get(spec.name)
+        if block is None:
+            block = self._blocks[spec.name] = Block(spec)
+        block.rows.append(row)
+        block.months.append(month or 0)
+        if source is not None:
+            block.sources.append(source)
+        self.account(topic=topic, partition=partition, offset=offset, start=start)
+        span = self._spans.get((spec.name, topic, partition))
+        if span is None:
+            span = self._spans[(spec.name, topic, partition)] = _Span(
+                start=self._starts[(topic, partition)]
+            )
+        span.last = offset
+        span.rows += 1
+        if month is None:
+            span.months_known = False
+        else:
+            span.months.add(month)
 
-    def account(self, *, topic: str, partition: int, offset: int) -> None:
-        """A message handled without a row (e.g. sent to the dead-letter topic)."""
+    def add_dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        start: int | None = None,
+    ) -> None:
+        """An encoded dead letter for a message that has no row."""
+        self.dead_letters.append((key, value))
+        self.account(topic=topic, partition=partition, offset=offset, start=start)
+
+    def skip(self, *, topic: str, partition: int, offset: int, start: int | None = None) -> None:
+        """A message whose row is already stored (written by a batch that did not commit)."""
+        self.skipped += 1
+        self.account(topic=topic, partition=partition, offset=offset, start=start)
+
+    def account(self, *, topic: str, partition: int, offset: int, start: int | None = None) -> None:
+        """A message handled (row, dead letter or skip): the partition's position moves."""
         if self._opened_at is None:
             self._opened_at = self._clock()
-        self._positions[(topic, partition)] = offset + 1
+        key = (topic, partition)
+        if key not in self._starts:
+            self._starts[key] = offset if start is None else start
+        self._positions[key] = offset + 1
 
+    # -- reading -------------------------------------------------------------------------
     @property
     def rows(self) -> int:
         return sum(len(b.rows) for b in self._blocks.values())
+
+    @property
+    def messages(self) -> int:
+        return self.rows + len(self.dead_letters) + self.skipped
 
     def due(self) -> bool:
         if self._opened_at is None:
@@ -55,13 +147,36 @@ class InsertContext:
             return True
         return self._clock() - self._opened_at >= self.max_seconds
 
+    def room(self) -> int:
+        """How many more rows the fullest table takes before the batch is due by size."""
+        fullest = max((len(b.rows) for b in self._blocks.values()), default=0)
+        return max(self.max_rows - fullest, 1)
+
     def blocks(self) -> Iterator[Block]:
-        return iter(list(self._blocks.values()))
+        return iter([b for b in self._blocks.values() if b.rows])
 
     def positions(self) -> dict[tuple[str, int], int]:
         return dict(self._positions)
 
+    def ledger_entries(self) -> list[Entry]:
+        return [
+            Entry(
+                topic=topic,
+                partition=partition,
+                table=table,
+                start_offset=span.start,
+                last_offset=span.last,
+                rows=span.rows,
+                months=tuple(sorted(span.months)) if span.months_known else (),
+            )
+            for (table, topic, partition), span in self._spans.items()
+        ]
+
     def clear(self) -> None:
         self._blocks.clear()
         self._positions.clear()
+        self._starts.clear()
+        self._spans.clear()
+        self.dead_letters = []
+        self.skipped = 0
         self._opened_at = None

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from cctv.context import Context
+from cctv.failpoints import Failpoints
 from cctv.settings import Settings
 from services.sink.sink import ClickHouseSink, SinkStats
 
@@ -36,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     sink = ClickHouseSink(
-        settings=ctx.settings, topics=ctx.topics, codec=ctx.codec, store=store, on_flush=report
+        settings=ctx.settings,
+        topics=ctx.topics,
+        codec=ctx.codec,
+        store=store,
+        on_flush=report,
+        failpoints=Failpoints(ctx.settings.failpoints),
     )
     sink.install_signal_handlers()
     try:

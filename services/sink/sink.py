@@ -1,41 +1,60 @@
-"""The ClickHouse sink: Kafka topics -> decoded rows -> ClickHouse, committing only what landed.
+"""The ClickHouse sink: Kafka topics -> rows in ClickHouse, every offset exactly once.
 
-Guarantees:
-- An offset is committed only after every message before it is in ClickHouse or in the
-  dead-letter topic (acknowledged by Kafka).
-- Each row stores its (topic, partition, offset). On partition assignment the sink starts after
-  the highest offset ClickHouse already holds, so a crash between insert and commit does not
-  insert the batch twice: on an 18.16 server there are no insert dedup tokens, and this works on
-  every engine alike.
-- A batch that fails to insert is retried unchanged (with backoff) until it lands or the sink is
-  told to stop; nothing after it is consumed meanwhile.
+One batch at a time (`InsertContext`), cut by size and by age:
+
+1. consume many messages per call; decode each and build its row, or make it a dead letter
+   (undecodable, or a value no column can hold);
+2. flush, inside one Kafka transaction: write the batch's intent to the ledger
+   (cctv/storage/ledger.py), insert each (table, month) of rows -- a row the engine refuses
+   for its content is found by bisecting against the table's Null-engine twin and becomes a
+   dead letter -- produce the dead letters, then commit the transaction together with the
+   consumer offsets (`send_offsets_to_transaction`). Dead letters and offsets become visible
+   together or not at all, so a crash never loses a dead letter nor writes one twice.
+3. on a failure (ClickHouse or Kafka unreachable, a transaction fenced): abort, pause the
+   partitions, and redo from the committed offsets once the pause (with backoff) is over.
+
+A partition's resume point and its offsets in doubt come from the ledger: whatever a crashed
+insert left behind, the rows that landed are skipped and the others written, on every engine
+(Debian's 18.16 has no insert deduplication). The ledger is read in the main loop, never in a
+rebalance callback: assigned partitions start paused and are set up there. Partitions that are
+*lost* (the group moved on without us) are dropped, not flushed; revoked ones get one flush
+attempt and are otherwise left to their next owner.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import signal
+import socket
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_INVALID, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 from cctv import kafka as kafka_clients
 from cctv.deadletter import dead_letter
-from cctv.exceptions import CctvError, StorageError
+from cctv.exceptions import CctvError, KafkaError, RowRejected, StorageError, StorageUnavailable
+from cctv.failpoints import DISARMED, Failpoints
 from cctv.settings import Settings
-from cctv.storage.store import SourcePosition, Store
-from cctv.storage.tables import TableSpec, table_for_schema
+from cctv.storage.ledger import Ledger
+from cctv.storage.store import Store
+from cctv.storage.tables import TableSpec, month_of, table_for_schema
 from cctv.topics import TopicRegistry, TopicSpec
 from schemas.codec import AvroCodec
 from schemas.errors import SchemaError
+from services.sink.batch import Block, InsertContext, Source
 
 log = logging.getLogger("cctv.sink")
 PROCESSOR = "sink"
+_KAFKA_TIMEOUT = 30.0
+# Failures of the platform, not of one message: the batch is redone after a pause.
+_PLATFORM_ERRORS = (StorageError, KafkaException, KafkaError, BufferError)
 
 
 @dataclass
@@ -43,7 +62,10 @@ class SinkStats:
     consumed: int = 0
     inserted: int = 0
     dead_lettered: int = 0
+    rejected: int = 0  # rows an engine refused, dead-lettered (also counted in dead_lettered)
+    skipped: int = 0  # rows already stored by a batch that did not commit
     flushes: int = 0
+    failures: int = 0
     by_table: dict[str, int] = field(default_factory=dict)
 
 
@@ -56,31 +78,45 @@ class ClickHouseSink:
         codec: AvroCodec,
         store: Store,
         on_flush: Callable[[SinkStats], None] | None = None,
+        failpoints: Failpoints | None = None,
     ):
-        from services.sink.batch import InsertContext
-
         self.settings = settings
         self.codec = codec
         self.store = store
         self.stats = SinkStats()
         self._on_flush = on_flush
+        self._failpoints = failpoints or DISARMED
         self._stop = threading.Event()
+        cfg = settings.sink
         self._specs: dict[str, tuple[TopicSpec, TableSpec]] = {}
-        for logical in settings.sink.topics:
+        self._builders = {}
+        for logical in cfg.topics:
             spec = topics[logical]
-            self._specs[spec.name] = (spec, table_for_schema(spec.schema_name))
+            table = table_for_schema(spec.schema_name)
+            self._specs[spec.name] = (spec, table)
+            self._builders[spec.name] = store.row_builder(table)
         self._dlq_topic = topics["dead_letters"].name
-        self._batch = InsertContext(
-            max_rows=settings.sink.batch_max_rows, max_seconds=settings.sink.batch_max_seconds
-        )
-        self._assigned = False
+        self._batch = InsertContext(max_rows=cfg.batch_max_rows, max_seconds=cfg.batch_max_seconds)
+        self._ledger = Ledger(store.engine, database=store.database, sink_group=cfg.group_id)
+        # Per assigned (topic, partition):
+        self._assigned: set[tuple[str, int]] = set()
+        self._needs_setup: set[tuple[str, int]] = set()  # paused until the ledger is read
+        self._committed: dict[tuple[str, int], int] = {}  # everything before it is handled
+        self._positions: dict[tuple[str, int], int] = {}  # the next offset we expect
+        self._skip: dict[tuple[str, int], tuple[int, set[int]]] = {}  # last in doubt, stored
+        self._retry_at = 0.0
+        self._delay = 0.5
+        self._next_prune = 0.0
         self._consumer = kafka_clients.consumer(
             settings.kafka,
-            group_id=settings.sink.group_id,
+            group_id=cfg.group_id,
             client_suffix="sink",
-            **{"session.timeout.ms": int(settings.sink.session_timeout_seconds * 1000)},
+            **{"session.timeout.ms": int(cfg.session_timeout_seconds * 1000)},
         )
-        self._producer = kafka_clients.producer(settings.kafka, client_suffix="sink-dlq")
+        instance = cfg.instance_id or socket.gethostname()
+        self._producer = kafka_clients.transactional_producer(
+            settings.kafka, transactional_id=f"{cfg.group_id}.{instance}", client_suffix="sink"
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -92,133 +128,380 @@ class ClickHouseSink:
 
     def run(self, *, max_idle_seconds: float | None = None) -> SinkStats:
         """Consume until stopped (or idle for `max_idle_seconds`), then flush and commit."""
+        cfg = self.settings.sink
         self._consumer.subscribe(
-            list(self._specs), on_assign=self._on_assign, on_revoke=self._on_revoke
+            list(self._specs),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
         idle_since = time.monotonic()
         try:
             while not self._stop.is_set():
-                msg = self._consumer.poll(self.settings.sink.poll_timeout_seconds)
-                if msg is None:
-                    # Idle time counts only once partitions are ours: after a crash the group
-                    # may wait for the dead member's session to expire before assigning.
-                    if not self._assigned:
-                        idle_since = time.monotonic()
-                    elif max_idle_seconds is not None:
-                        if time.monotonic() - idle_since >= max_idle_seconds:
-                            break  # the flush below writes what is still batched
-                elif msg.error():
-                    log.warning("kafka: %s", msg.error())
-                else:
+                if self._needs_setup and time.monotonic() >= self._retry_at:
+                    self._guard(self._setup)
+                messages = self._consumer.consume(
+                    num_messages=min(self._batch.room(), cfg.consume_batch),
+                    timeout=cfg.poll_timeout_seconds,
+                )
+                if messages:
                     idle_since = time.monotonic()
-                    self._handle(msg)
-                if self._batch.due():
-                    self.flush()
-            self.flush()
+                    self._handle(messages)
+                elif not self._assigned or self._needs_setup:
+                    # Idle time counts only once partitions are ours and set up: after a crash
+                    # the group may wait for the dead member's session to expire.
+                    idle_since = time.monotonic()
+                elif max_idle_seconds is not None:
+                    if time.monotonic() - idle_since >= max_idle_seconds:
+                        break  # the flush below writes what is still batched
+                if self._batch.due() and not self._needs_setup:
+                    self._guard(self.flush)
+                self._prune_ledger()
+            if self._batch.messages and not self._needs_setup:
+                self._guard(self.flush)  # one attempt; what fails is redone by the next run
         finally:
             self._consumer.close()
         return self.stats
 
-    # -- per message -----------------------------------------------------------------------
-    def _handle(self, msg: Any) -> None:
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        self.stats.consumed += 1
-        topic_spec, table = self._specs[topic]
+    def _guard(self, step: Callable[[], None]) -> bool:
+        """Run a step that talks to ClickHouse and Kafka; on a platform failure, throw the
+        batch away and redo it from the committed offsets after a pause."""
         try:
-            decoded = self.codec.decode(msg.value() or b"", expected=topic_spec.schema_name)
-            row = self.store.build_row(
-                table,
-                decoded.record,
-                SourcePosition(topic, partition, offset),
-                dt.datetime.now(dt.UTC),
-            )
-        except (SchemaError, CctvError, ValueError, TypeError) as exc:
-            self._dead_letter(msg, exc)
-            self._batch.account(topic=topic, partition=partition, offset=offset)
-            return
-        self._batch.add(table, row, topic=topic, partition=partition, offset=offset)
+            step()
+        except _PLATFORM_ERRORS as exc:
+            self.stats.failures += 1
+            log.error("%s; redoing from the committed offsets in %.1f s", exc, self._delay)
+            self._batch.clear()
+            self._skip.clear()
+            paused = [TopicPartition(t, p) for t, p in self._assigned]
+            if paused:
+                self._consumer.pause(paused)
+            self._needs_setup = set(self._assigned)
+            self._retry_at = time.monotonic() + self._delay
+            self._delay = min(self._delay * 2, self.settings.sink.retry_max_seconds)
+            return False
+        self._delay = 0.5
+        return True
 
-    def _dead_letter(self, msg: Any, exc: BaseException) -> None:
+    # -- rebalance: nothing slow happens in these callbacks --------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        consumer.assign(partitions)
+        consumer.pause(partitions)  # until the main loop has read their resume points
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._assigned.add(key)
+            self._needs_setup.add(key)
+            self._committed.pop(key, None)
+        self._retry_at = 0.0
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if self._batch.messages and not self._needs_setup:
+            # One attempt, no retry loop: the group waits for us. What fails is redone by the
+            # partitions' next owner from the committed offsets and the ledger.
+            if not self._guard(self.flush):
+                log.warning("revoked partitions left unflushed for their next owner")
+        self._forget(partitions)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # Another member may own them already: never flush or commit for them.
+        log.warning("lost %d partition(s); dropping their unflushed batch", len(partitions))
+        self._batch.clear()
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            for state in (self._committed, self._positions, self._skip):
+                state.pop(key, None)
+            self._assigned.discard(key)
+            self._needs_setup.discard(key)
+
+    def _setup(self) -> None:
+        """Resume points and offsets in doubt of the partitions waiting for them."""
+        keys = sorted(self._needs_setup)
+        unknown = [TopicPartition(t, p) for t, p in keys if (t, p) not in self._committed]
+        if unknown:
+            for tp in self._consumer.committed(unknown, timeout=_KAFKA_TIMEOUT):
+                if tp.error:
+                    raise KafkaError(f"committed offset of {tp.topic}[{tp.partition}]: {tp.error}")
+                if tp.offset >= 0:
+                    self._committed[(tp.topic, tp.partition)] = tp.offset
+        seeks = []
+        for topic, partition in keys:
+            key = (topic, partition)
+            doubt = self._ledger.in_doubt(topic, partition, self._committed.get(key))
+            table = self._specs[topic][1]
+            if doubt.last >= doubt.resume >= 0:
+                months = doubt.tables.get(table.name)
+                stored = self._ledger.stored_offsets(
+                    table,
+                    topic=topic,
+                    partition=partition,
+                    first=doubt.resume,
+                    last=doubt.last,
+                    months=months if doubt.months_known.get(table.name) else None,
+                )
+                self._skip[key] = (doubt.last, stored)
+                log.info(
+                    "%s[%d]: offsets %d..%d in doubt after an unfinished batch; %d already "
+                    "stored will be skipped",
+                    topic,
+                    partition,
+                    doubt.resume,
+                    doubt.last,
+                    len(stored),
+                )
+            if doubt.resume >= 0:
+                self._committed[key] = doubt.resume
+                self._positions[key] = doubt.resume
+                seeks.append(TopicPartition(topic, partition, doubt.resume))
+            else:
+                self._positions.pop(key, None)
+                seeks.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        for tp in seeks:
+            self._consumer.seek(tp)
+        self._consumer.resume([TopicPartition(t, p) for t, p in keys])
+        self._needs_setup.clear()
+
+    # -- per message -----------------------------------------------------------------------
+    def _handle(self, messages: Sequence[Any]) -> None:
+        ingested_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        batch = self._batch
+        for msg in messages:
+            if msg.error():
+                log.warning("kafka: %s", msg.error())
+                continue
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            key = (topic, partition)
+            if key in self._needs_setup or key not in self._assigned:
+                continue  # fetched before a pause or a revoke: read again after the seek
+            position = self._positions.get(key)
+            if position is not None and offset < position:
+                continue  # delivered twice by the client: already accounted for
+            self.stats.consumed += 1
+            self._positions[key] = offset + 1
+            skip = self._skip.get(key)
+            if skip is not None:
+                if offset <= skip[0]:
+                    if offset in skip[1]:
+                        batch.skip(topic=topic, partition=partition, offset=offset, start=position)
+                        self.stats.skipped += 1
+                        continue
+                else:
+                    del self._skip[key]
+            _, table = self._specs[topic]
+            try:
+                decoded = self.codec.decode(
+                    msg.value() or b"", expected=self._specs[topic][0].schema_name
+                )
+                record = decoded.record
+                row = self._builders[topic](record, topic, partition, offset, ingested_at)
+                month = month_of(record[table.time_column])
+            except (SchemaError, CctvError, ValueError, TypeError, KeyError) as exc:
+                if isinstance(exc, StorageError):
+                    raise
+                source = _source(msg)
+                batch.add_dead_letter(
+                    topic.encode(),
+                    self._letter(source, exc),
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    start=position,
+                )
+                continue
+            batch.add(
+                table,
+                row,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                month=month,
+                source=_source(msg),
+                start=position,
+            )
+
+    def _letter(self, source: Source, exc: BaseException) -> bytes:
         record = dead_letter(
             processor=PROCESSOR,
             producer=f"{self.settings.kafka.client_id}-sink",
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            key=msg.key(),
-            payload=msg.value(),
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
+            key=source.key,
+            payload=source.value,
             error=exc,
+            occurred_at=_kafka_time(source.timestamp_ms),
         )
         log.warning(
-            "dead letter %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), record["error"]
+            "dead letter %s[%d]@%d %s: %s",
+            source.topic,
+            source.partition,
+            source.offset,
+            record["reason_code"],
+            record["error"],
         )
-        self._producer.produce(
-            self._dlq_topic,
-            key=msg.topic().encode(),
-            value=self.codec.encode("dead_letter", record),
-        )
-        self._producer.poll(0)
         self.stats.dead_lettered += 1
+        return self.codec.encode("dead_letter", record)
 
     # -- flush and commit --------------------------------------------------------------------
     def flush(self) -> None:
-        positions = self._batch.positions()
+        batch = self._batch
+        positions = batch.positions()
         if not positions:
             return
-        for block in self._batch.blocks():
-            self._insert_with_retry(block.spec, block.rows)
-            self.stats.inserted += len(block.rows)
-            self.stats.by_table[block.spec.name] = self.stats.by_table.get(
-                block.spec.name, 0
-            ) + len(block.rows)
-        kafka_clients.wait_delivered(self._producer)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        fp = self._failpoints
+        self._producer.begin_transaction()
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            # The rows are safely stored; after a rebalance the new owner resumes from
-            # ClickHouse's offsets, so a failed commit costs a re-read, never a duplicate.
-            log.warning("offset commit failed (will resume from ClickHouse): %s", exc)
-        self._batch.clear()
+            entries = batch.ledger_entries()
+            if entries:
+                self._ledger.record(uuid.uuid4().hex, entries)
+                fp.hit("sink.after_ledger")
+            inserted = 0
+            for block in list(batch.blocks()):
+                for rows in self._insert_block(block):
+                    inserted += 1
+                    if inserted == 1:
+                        fp.hit("sink.after_first_insert")
+                    self.stats.inserted += rows
+                    name = block.spec.name
+                    self.stats.by_table[name] = self.stats.by_table.get(name, 0) + rows
+            fp.hit("sink.after_insert")
+            for key, value in batch.dead_letters:
+                self._produce(key, value)
+            offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+            self._producer.send_offsets_to_transaction(
+                offsets, self._consumer.consumer_group_metadata(), _KAFKA_TIMEOUT
+            )
+            fp.hit("sink.before_commit")
+            self._producer.commit_transaction(_KAFKA_TIMEOUT)
+        except BaseException:
+            self._abort()
+            raise
+        fp.hit("sink.after_commit")
+        self._committed.update(positions)
+        batch.clear()
         self.stats.flushes += 1
         if self._on_flush:
             self._on_flush(self.stats)
 
-    def _insert_with_retry(self, spec: TableSpec, rows: list) -> None:
-        delay = 0.5
+    def _produce(self, key: bytes | None, value: bytes) -> None:
         while True:
             try:
-                self.store.insert(spec, rows)
+                self._producer.produce(self._dlq_topic, key=key, value=value)
+                self._producer.poll(0)
                 return
-            except StorageError as exc:
-                if self._stop.is_set():
-                    raise
-                log.error("insert into %s failed, retrying in %.1f s: %s", spec.name, delay, exc)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 30.0)
+            except BufferError:  # the local queue is full: let deliveries drain
+                self._producer.poll(0.1)
 
-    # -- rebalance -------------------------------------------------------------------------
-    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        by_table: dict[str, tuple[TableSpec, set[str]]] = {}
-        for tp in partitions:
-            _, table = self._specs[tp.topic]
-            by_table.setdefault(table.name, (table, set()))[1].add(tp.topic)
-        stored: dict[tuple[str, int], int] = {}
-        for table, topic_names in by_table.values():
-            stored.update(self.store.stored_offsets(table, topic_names))
-        committed = {
-            (tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=30)
-        }
-        for tp in partitions:
-            key = (tp.topic, tp.partition)
-            if key in stored:
-                resume = stored[key] + 1
-                commit = committed.get(key, OFFSET_INVALID)
-                if commit < 0 or resume > commit:
-                    tp.offset = resume
-                    log.info("%s[%d]: resuming after ClickHouse's offset %d", *key, stored[key])
-        consumer.assign(partitions)
-        self._assigned = True
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction(_KAFKA_TIMEOUT)
+        except KafkaException as exc:
+            log.warning("aborting the Kafka transaction failed (it will time out): %s", exc)
 
-    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        self.flush()
+    def _insert_block(self, block: Block):
+        """Insert a table's rows one month (= one ClickHouse partition) at a time; yields the
+        number of rows each insert stored."""
+        by_month: dict[int, list[int]] = {}
+        for i in range(len(block.rows)):
+            by_month.setdefault(block.months[i], []).append(i)
+        for _, indexes in sorted(by_month.items()):
+            rows = [block.rows[i] for i in indexes]
+            sources = [block.sources[i] for i in indexes]
+            yield self._insert_rows(block.spec, rows, sources)
+
+    def _insert_rows(self, spec: TableSpec, rows: list, sources: list[Source]) -> int:
+        try:
+            self.store.insert(spec, rows)
+            return len(rows)
+        except StorageUnavailable:
+            raise
+        except StorageError as exc:
+            # Is it these rows, or the table (too many parts, disk full...)? The Null twin
+            # parses and converts exactly as the insert does, and stores nothing.
+            try:
+                self.store.probe(spec, rows)
+            except StorageUnavailable:
+                raise
+            except StorageError:
+                pass
+            else:
+                raise exc
+        refused = self._refused(spec, rows, list(range(len(rows))))
+        for i, error in refused:
+            self.stats.rejected += 1
+            field_name = _field_of(str(error))
+            self._batch.dead_letters.append(
+                (
+                    sources[i].topic.encode(),
+                    self._letter(sources[i], RowRejected(str(error), field=field_name)),
+                )
+            )
+        bad = {i for i, _ in refused}
+        good = [row for i, row in enumerate(rows) if i not in bad]
+        if good:
+            self.store.insert(spec, good)
+        return len(good)
+
+    def _refused(
+        self, spec: TableSpec, rows: list, indexes: list[int]
+    ) -> list[tuple[int, StorageError]]:
+        """Bisect `rows[indexes]` against the Null twin: the rows the engine refuses."""
+        try:
+            self.store.probe(spec, [rows[i] for i in indexes])
+            return []
+        except StorageUnavailable:
+            raise
+        except StorageError as exc:
+            if len(indexes) == 1:
+                return [(indexes[0], exc)]
+        middle = len(indexes) // 2
+        return self._refused(spec, rows, indexes[:middle]) + self._refused(
+            spec, rows, indexes[middle:]
+        )
+
+    def _prune_ledger(self) -> None:
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 3600
+        try:
+            dropped = self._ledger.prune(keep_days=self.settings.sink.ledger_retention_days)
+            if dropped:
+                log.info("ledger: dropped %d old day(s)", len(dropped))
+        except StorageError as exc:
+            log.warning("ledger: pruning old entries failed (will retry in an hour): %s", exc)
+
+
+def _source(msg: Any) -> Source:
+    kind, ts = msg.timestamp()
+    return Source(
+        topic=msg.topic(),
+        partition=msg.partition(),
+        offset=msg.offset(),
+        key=msg.key(),
+        value=msg.value(),
+        timestamp_ms=ts if kind else None,
+    )
+
+
+def _kafka_time(timestamp_ms: int | None) -> dt.datetime | None:
+    if timestamp_ms is None or timestamp_ms < 0:
+        return None
+    return dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC)
+
+
+_FIELD_PATTERNS = (
+    re.compile(r"Column (\w+):"),  # clickhouse-driver
+    re.compile(r"while reading the value of key (\w+)"),  # ClickHouse's JSONEachRow parser
+    re.compile(r"column (\w+)", re.IGNORECASE),
+)
+
+
+def _field_of(message: str) -> str | None:
+    for pattern in _FIELD_PATTERNS:
+        match = pattern.search(message)
+        if match:
+            return match.group(1)
+    return None
