@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cctv.exceptions import CctvError
-from cctv.settings import REPO_ROOT, Settings
+from cctv.settings import Settings
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = REPO_ROOT / "samples" / "camera_inventory.csv"
 
 
