@@ -21,6 +21,7 @@ WORKDIR /app
 # README* matches nothing harmlessly if the readme is absent (pyproject.toml names it).
 COPY pyproject.toml README* ./
 COPY cctv ./cctv
+COPY cctv_cli ./cctv_cli
 COPY schemas ./schemas
 COPY services ./services
 COPY stream_processors ./stream_processors

@@ -147,7 +147,7 @@ class Stack:
         self, *args: str, stdin: str | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "cctv.cli", *args],
+            [sys.executable, "-m", "cctv_cli", *args],
             cwd=REPO_ROOT,
             env=self.env(),
             input=stdin,

@@ -1,4 +1,4 @@
-"""Unit tests for cctv/cli.py: help texts, and the errors that need no server."""
+"""Unit tests for cctv_cli/main.py: help texts, and the errors that need no server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cctv.cli import main
+from cctv_cli.main import main
 
 COMMANDS = ["publish", "consume", "topics", "storage", "worker", "sink", "demo", "settings"]
 

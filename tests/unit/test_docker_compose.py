@@ -22,9 +22,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from cctv import cli
 from cctv.services import SERVICES, Service
 from cctv.settings import CONFIG_DIR, Settings
+from cctv_cli.main import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,7 +133,7 @@ def one_shots() -> list[Service]:
 
 def test_services_registry_is_consistent() -> None:
     assert SERVICES, "cctv/services.py lists no service"
-    parser = cli._parser()
+    parser = build_parser()
     for key, service in SERVICES.items():
         assert key == service.name
         assert service.kind in ("long-running", "one-shot")
@@ -322,7 +322,7 @@ def test_dockerfile_builds_the_cctv_image() -> None:
     assert installs and all(".[dev]" not in r and "-e " not in r for r in installs)
 
     scripts = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["scripts"]
-    assert scripts.get("cctv") == "cctv.cli:main"
+    assert scripts.get("cctv") == "cctv_cli.main:main"
 
     # Every package pyproject.toml installs is copied into the build, and not ignored.
     include = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["setuptools"][
