@@ -164,6 +164,11 @@ class Settings(_Section):
         CONFIG_DIR / "provinces.yaml", title="the 77 provinces with Thai/English names"
     )
     producer_id: str = Field("cctv-cli", title="`producer` stamped on events this process makes")
+    log_level: str = Field(
+        "INFO",
+        title="lowest level of the log lines on standard error (DEBUG, INFO, WARNING, ERROR, "
+        "CRITICAL), librdkafka's included",
+    )
     failpoints: dict[str, int] = Field(
         default_factory=dict,
         title="tests only: failpoint name -> the hit on which the process SIGKILLs itself "
@@ -188,6 +193,13 @@ class Settings(_Section):
             if isinstance(given, dict) and given.get(key) is None:
                 values[section] = given | {key: data_dir / name}
         return values
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        from cctv.logs import level_name
+
+        return level_name(value)  # ValueError names the levels there are
 
     @field_validator("failpoints")
     @classmethod

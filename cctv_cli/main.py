@@ -1,7 +1,9 @@
 """`cctv`: one command line for operators, provincial IT staff and developers.
 
 Every sub-command loads the settings once (environment + optional CCTV_SETTINGS_FILE) and says
-clearly what it did; errors are one readable line, exit code non-zero.
+clearly what it did; errors are one readable line, exit code non-zero. What a command prints
+for people goes to standard output; log lines (ours, Faust's, librdkafka's) go to standard
+error in the one format of cctv/logs.py, from the level the settings name (CCTV_LOG_LEVEL).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import json
 import sys
 
+from cctv import logs
 from cctv.exceptions import CctvError
 from cctv.publishing import KIND_ALIASES
 from cctv_cli.startup import load_context, load_settings
@@ -21,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    logs.configure()  # until the settings name the level
     try:
         return int(args.handler(args) or 0)
     except CctvError as exc:
@@ -87,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_storage_query)
 
     p = sub.add_parser("worker", help="run the Faust stream processors (until Ctrl-C)")
-    p.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    # Default: the settings' log_level.
+    p.add_argument("--loglevel", default=None, choices=["crit", "error", "warn", "info", "debug"])
     p.set_defaults(handler=_worker)
 
     p = sub.add_parser("sink", help="run the Kafka -> ClickHouse sink (until Ctrl-C)")
@@ -191,7 +196,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     ctx = load_context()
     sys.argv = sys.argv[:1]  # Faust's worker parses the command line itself
-    run_worker(ctx, loglevel=args.loglevel)
+    run_worker(ctx, loglevel=args.loglevel or ctx.settings.log_level)
     return 0
 
 
