@@ -62,11 +62,10 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
     log_dir.mkdir(parents=True, exist_ok=True)
 
     host, _, port = settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    broker_home = settings.data_dir / "kafka"
     if host in ("127.0.0.1", "localhost"):
         say(f"starting the local Kafka broker on {host}:{port} (first run fetches its jars)")
-        KafkaBroker(
-            home=settings.data_dir / "kafka", port=int(port), controller_port=int(port) + 1
-        ).start()
+        KafkaBroker(home=broker_home, port=int(port), controller_port=int(port) + 1).start()
     say(f"applying the topic registry to {settings.kafka.bootstrap_servers}")
     apply_topics(settings.kafka, ctx.topics, log=lambda line: None)
 
@@ -107,7 +106,12 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
     finally:
         store.engine.close()
     print()
-    say("done. Kafka is still running: `make down` stops it; `make demo` again is idempotent.")
+    # `make down` stops the broker in the checkout's var/kafka, the default data_dir's.
+    if broker_home.resolve() == (CHECKOUT / "var" / "kafka").resolve():
+        stop = "`make down`"
+    else:
+        stop = f"`python -m infra.kafka.broker down --home {broker_home}`"
+    say(f"done. Kafka is still running: {stop} stops it; `make demo` again is idempotent.")
     return 0
 
 
