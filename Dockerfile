@@ -21,23 +21,20 @@ WORKDIR /app
 # README* matches nothing harmlessly if the readme is absent (pyproject.toml names it).
 COPY pyproject.toml README* ./
 COPY cctv ./cctv
+COPY cctv_cli ./cctv_cli
 COPY schemas ./schemas
 COPY services ./services
 COPY stream_processors ./stream_processors
 COPY infra ./infra
 # Runtime dependencies only: no [dev] extra. The build leftovers are removed so /app holds
-# just the source that was installed.
+# just the source that was installed. The default topic registry, provinces and campaign are
+# package data (cctv/config/): the installed package needs no file from /app.
 RUN pip install . \
     && rm -rf build ./*.egg-info
 
-# Settings default to files next to the source tree (cctv/settings.py REPO_ROOT), which an
-# installed package in site-packages does not have: ship config/ and name the files.
-COPY config ./config
-ENV CCTV_KAFKA__TOPICS_FILE=/app/config/topics.yaml \
-    CCTV_CAMPAIGN_FILE=/app/config/campaigns/moi-2563.yaml \
-    CCTV_PROVINCES_FILE=/app/config/provinces.yaml \
-    CCTV_PROCESSORS__DATADIR=/var/lib/cctv/faust \
-    CCTV_CLICKHOUSE__CHDB_PATH=/var/lib/cctv/chdb
+# What the processes write (embedded chDB, Faust tables) goes under the settings' data_dir:
+# outside /app and site-packages.
+ENV CCTV_DATA_DIR=/var/lib/cctv
 
 # Writable state lives under /var/lib/cctv (mount volumes there); a named volume mounted on
 # these directories starts with this ownership.

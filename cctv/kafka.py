@@ -1,4 +1,8 @@
-"""Kafka clients configured the one way this system uses them, and `topics apply`."""
+"""Kafka clients configured the one way this system uses them, and `topics apply`.
+
+Every client hands librdkafka's own log lines to the `librdkafka` Python logger (cctv/logs.py),
+so they reach people in the project's log format instead of raw on the terminal.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
+from cctv import logs
 from cctv.exceptions import KafkaError
 from cctv.settings import KafkaSettings
 from cctv.topics import TopicRegistry
@@ -22,6 +27,7 @@ def producer(settings: KafkaSettings, *, client_suffix: str, **extra: Any) -> Pr
         "enable.idempotence": True,
         "linger.ms": 20,
         "compression.type": "lz4",
+        "logger": logs.librdkafka_logger(),  # served by poll() and flush()
     }
     config.update(extra)
     return Producer(config)
@@ -36,13 +42,54 @@ def consumer(
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
+        "logger": logs.librdkafka_logger(),  # served by poll(), consume() and close()
     }
     config.update(extra)
     return Consumer(config)
 
 
+class _AdminClient(AdminClient):
+    """An AdminClient whose librdkafka log lines reach its logger.
+
+    confluent-kafka queues an AdminClient's log lines until `poll()` is called, and no admin
+    call serves that queue (confluent-kafka-python issues #1699, #1734): without a poll, a
+    refused connection would be logged nowhere. So each call this project makes polls after
+    it, and so does dropping the client, for whatever arrived while futures completed.
+    """
+
+    def list_topics(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().list_topics(*args, **kwargs)
+        finally:
+            self.poll(0)
+
+    def create_topics(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().create_topics(*args, **kwargs)
+        finally:
+            self.poll(0)
+
+    def create_partitions(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().create_partitions(*args, **kwargs)
+        finally:
+            self.poll(0)
+
+    def alter_configs(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().alter_configs(*args, **kwargs)
+        finally:
+            self.poll(0)
+
+    def __del__(self) -> None:
+        try:
+            self.poll(0)
+        except Exception:  # a client that failed to start, or interpreter shutdown
+            pass
+
+
 def admin(settings: KafkaSettings) -> AdminClient:
-    return AdminClient(settings.client_config())
+    return _AdminClient(settings.client_config() | {"logger": logs.librdkafka_logger()})
 
 
 def wait_delivered(prod: Producer, *, timeout: float = 30) -> None:

@@ -7,6 +7,11 @@ Environment keys are ``CCTV_<SECTION>__<FIELD>`` (e.g. ``CCTV_KAFKA__BOOTSTRAP_S
 the conventional ``CLICKHOUSE_URL``, ``KAFKA_BOOTSTRAP_SERVERS`` and ``SCHEMA_REGISTRY_URL``.
 An unknown ``CCTV_*`` key or an unknown key in the file is an error that names the key: a typo
 must not silently leave a default in force.
+
+Default paths work wherever the package is installed: the configuration files (topic registry,
+provinces, campaign) are package data in ``cctv/config/``, and the data a process writes
+(embedded chDB, Faust tables, the demo's logs) goes under ``data_dir``, by default ``var`` in
+the working directory -- never into the installed package.
 """
 
 from __future__ import annotations
@@ -18,11 +23,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cctv.exceptions import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# Shipped inside the package (pyproject.toml's package-data), so an installed wheel has them.
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+# Relative: resolved against the working directory of the process that uses it.
+DEFAULT_DATA_DIR = Path("var")
 ENV_PREFIX = "CCTV_"
 SETTINGS_FILE_ENV = "CCTV_SETTINGS_FILE"
 # Conventional names that tools and operators already use, mapped onto our keys.
@@ -56,7 +72,7 @@ class KafkaSettings(_Section):
     min_insync_replicas: int | None = Field(
         None, ge=1, title="min.insync.replicas for new topics (production: 2 with replication 3)"
     )
-    topics_file: Path = Field(REPO_ROOT / "config" / "topics.yaml", title="topic registry file")
+    topics_file: Path = Field(CONFIG_DIR / "topics.yaml", title="topic registry file")
 
     @field_validator("extra", mode="before")
     @classmethod
@@ -80,7 +96,9 @@ class ClickHouseSettings(_Section):
         None,
         title="clickhouse://user:pass@host:9000/db of a ClickHouse server; unset = embedded chDB",
     )
-    chdb_path: Path = Field(REPO_ROOT / "var" / "chdb", title="data directory of embedded chDB")
+    chdb_path: Path = Field(
+        DEFAULT_DATA_DIR / "chdb", title="data directory of embedded chDB (default: data_dir/chdb)"
+    )
     database: str = Field("cctv", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", title="database name")
 
     @field_validator("url")
@@ -98,7 +116,9 @@ class ClickHouseSettings(_Section):
 
 class ProcessorSettings(_Section):
     app_id: str = Field("cctv-processors", title="Faust application id (consumer group)")
-    datadir: Path = Field(REPO_ROOT / "var" / "faust", title="Faust table store directory")
+    datadir: Path = Field(
+        DEFAULT_DATA_DIR / "faust", title="Faust table store directory (default: data_dir/faust)"
+    )
     store: str = Field(
         "rocksdb://", title="Faust table store: rocksdb:// (persistent) or memory://"
     )
@@ -146,18 +166,55 @@ class Settings(_Section):
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     processors: ProcessorSettings = Field(default_factory=ProcessorSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR,
+        title="where this process writes local data: embedded chDB (chdb/), Faust tables "
+        "(faust/), the demo's broker and logs (kafka/, log/); relative to the working directory "
+        "unless absolute. clickhouse.chdb_path and processors.datadir override their part",
+    )
     campaign_file: Path = Field(
-        REPO_ROOT / "config" / "campaigns" / "moi-2563.yaml", title="campaign file in force"
+        CONFIG_DIR / "campaigns" / "moi-2563.yaml", title="campaign file in force"
     )
     provinces_file: Path = Field(
-        REPO_ROOT / "config" / "provinces.yaml", title="the 77 provinces with Thai/English names"
+        CONFIG_DIR / "provinces.yaml", title="the 77 provinces with Thai/English names"
     )
     producer_id: str = Field("cctv-cli", title="`producer` stamped on events this process makes")
+    log_level: str = Field(
+        "INFO",
+        title="lowest level of the log lines on standard error (DEBUG, INFO, WARNING, ERROR, "
+        "CRITICAL), librdkafka's included",
+    )
     failpoints: dict[str, int] = Field(
         default_factory=dict,
         title="tests only: failpoint name -> the hit on which the process SIGKILLs itself "
         "(see cctv/failpoints.py for the names); empty in production",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_under_data_dir(cls, values: Any) -> Any:
+        """Data directories not given explicitly go under data_dir."""
+        if not isinstance(values, dict):
+            return values
+        data_dir = Path(values.get("data_dir") or DEFAULT_DATA_DIR)
+        values = dict(values)
+        for section, key, name in (
+            ("clickhouse", "chdb_path", "chdb"),
+            ("processors", "datadir", "faust"),
+        ):
+            given = values.get(section)
+            if given is None:
+                given = {}
+            if isinstance(given, dict) and given.get(key) is None:
+                values[section] = given | {key: data_dir / name}
+        return values
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        from cctv.logs import level_name
+
+        return level_name(value)  # ValueError names the levels there are
 
     @field_validator("failpoints")
     @classmethod

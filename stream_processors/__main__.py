@@ -5,4 +5,5 @@ from cctv.settings import Settings
 from stream_processors.app import run_worker
 
 if __name__ == "__main__":
-    run_worker(Context.load(Settings.load()))
+    settings = Settings.load()
+    run_worker(Context.load(settings), loglevel=settings.log_level)

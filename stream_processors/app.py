@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import faust
 
 from cctv import kafka as kafka_clients
+from cctv import logs
 from cctv.context import Context
 from cctv.deadletter import dead_letter
 from cctv.exceptions import ConfigError, InputError
@@ -199,7 +200,9 @@ def declare_changelog_topics(processors: Processors) -> list[str]:
 
 def run_worker(ctx: Context, *, loglevel: str = "info") -> None:
     """Run the worker in this process until SIGTERM/SIGINT (Faust handles both)."""
+    logs.configure(loglevel)
     processors = create_app(ctx)
     declare_changelog_topics(processors)
-    worker = faust.Worker(processors.app, loglevel=loglevel, quiet=True)
+    # override_logging=False: Faust would replace our handler with its own format on stdout.
+    worker = faust.Worker(processors.app, quiet=True, override_logging=False)
     worker.execute_from_commandline()

@@ -24,7 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cctv.settings import REPO_ROOT, Settings
+from cctv.settings import CONFIG_DIR, Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 TEST_PARTITIONS = 2  # small, equal everywhere: co-partitioning holds, Faust starts fast
 
@@ -81,9 +83,7 @@ class Stack:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        registry = yaml.safe_load(
-            (REPO_ROOT / "config" / "topics.yaml").read_text(encoding="utf-8")
-        )
+        registry = yaml.safe_load((CONFIG_DIR / "topics.yaml").read_text(encoding="utf-8"))
         for spec in registry["topics"].values():
             spec["name"] = f"t{self.run_id}.{spec['name']}"
             spec["partitions"] = TEST_PARTITIONS
@@ -147,7 +147,7 @@ class Stack:
         self, *args: str, stdin: str | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "cctv.cli", *args],
+            [sys.executable, "-m", "cctv_cli", *args],
             cwd=REPO_ROOT,
             env=self.env(),
             input=stdin,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from cctv import logs
 from cctv.context import Context
 from cctv.failpoints import Failpoints
 from cctv.settings import Settings
@@ -21,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         help="stop after S seconds without messages (for batch runs); default: run until stopped",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     ctx = Context.load(Settings.load())
+    logs.configure(ctx.settings.log_level)
     store = ctx.open_store()
     store.create_schema()
     log = logging.getLogger("cctv.sink")

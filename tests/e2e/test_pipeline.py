@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from cctv.reports import registered_cameras_report
-from services.demo import SAMPLE, expected_counts
+from cctv_cli.demo import SAMPLE, expected_counts
 from services.sink.sink import ClickHouseSink
 from tests.samples import registration
 

@@ -15,10 +15,10 @@ import yaml
 from cctv.campaign import Campaign
 from cctv.exceptions import ConfigError, InputError
 from cctv.provinces import Province, Provinces
-from cctv.settings import REPO_ROOT
+from cctv.settings import CONFIG_DIR
 
-PROVINCES_FILE = REPO_ROOT / "config" / "provinces.yaml"
-CAMPAIGN_FILE = REPO_ROOT / "config" / "campaigns" / "moi-2563.yaml"
+PROVINCES_FILE = CONFIG_DIR / "provinces.yaml"
+CAMPAIGN_FILE = CONFIG_DIR / "campaigns" / "moi-2563.yaml"
 
 # ISO 3166-2:TH province codes: 76 provinces and Bangkok (TH-S, Pattaya, is not a province).
 ISO_CODES = {

@@ -1,14 +1,16 @@
-"""Unit tests for cctv/cli.py: help texts, and the errors that need no server."""
+"""Unit tests for cctv_cli/main.py: help texts, and the errors that need no server."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from cctv.cli import main
+from cctv_cli.main import main
 
 COMMANDS = ["publish", "consume", "topics", "storage", "worker", "sink", "demo", "settings"]
 
@@ -23,6 +25,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "SCHEMA_REGISTRY_URL",
         ):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """main() sets up logging for the process; give the next test back what it had."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

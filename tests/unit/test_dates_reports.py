@@ -13,7 +13,7 @@ from cctv.campaign import Campaign
 from cctv.dates import BANGKOK, fiscal_year_be, format_be, from_be_year, to_be_year
 from cctv.provinces import Provinces
 from cctv.reports import registered_cameras_report
-from cctv.settings import REPO_ROOT
+from cctv.settings import CONFIG_DIR
 
 UTC = dt.UTC
 
@@ -83,12 +83,12 @@ class FakeStore:
 
 @pytest.fixture(scope="module")
 def provinces() -> Provinces:
-    return Provinces.load(REPO_ROOT / "config" / "provinces.yaml")
+    return Provinces.load(CONFIG_DIR / "provinces.yaml")
 
 
 @pytest.fixture(scope="module")
 def campaign(provinces: Provinces) -> Campaign:
-    return Campaign.load(REPO_ROOT / "config" / "campaigns" / "moi-2563.yaml", provinces=provinces)
+    return Campaign.load(CONFIG_DIR / "campaigns" / "moi-2563.yaml", provinces=provinces)
 
 
 ROWS = [

@@ -22,9 +22,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from cctv import cli
 from cctv.services import SERVICES, Service
-from cctv.settings import Settings
+from cctv.settings import CONFIG_DIR, Settings
+from cctv_cli.main import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,12 +109,6 @@ def container_env(service: dict[str, Any]) -> dict[str, str]:
     return dockerfile_env() | environment_of(service)
 
 
-def in_repo(container_path: Path) -> Path:
-    """The repository file a path under the image's WORKDIR was copied from."""
-    relative = PurePosixPath(container_path).relative_to(IMAGE_WORKDIR)
-    return REPO_ROOT / relative
-
-
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
     deps = service.get("depends_on") or {}
     if isinstance(deps, list):  # short form: no condition, i.e. service_started
@@ -139,7 +133,7 @@ def one_shots() -> list[Service]:
 
 def test_services_registry_is_consistent() -> None:
     assert SERVICES, "cctv/services.py lists no service"
-    parser = cli._parser()
+    parser = build_parser()
     for key, service in SERVICES.items():
         assert key == service.name
         assert service.kind in ("long-running", "one-shot")
@@ -253,14 +247,18 @@ def test_environment_loads_and_points_at_compose_servers(
     assert unquote(url.password or "") == ch["CLICKHOUSE_PASSWORD"], "passwords differ"
     assert url.path.strip("/") == ch["CLICKHOUSE_DB"] == settings.clickhouse.database
 
-    # The installed package has no repository around it: each file setting must name a
-    # file that the Dockerfile copies under WORKDIR.
+    # The installed package has no repository around it: the configuration files are the
+    # package's own (cctv/config/, package data), and what the process writes lives outside
+    # the source tree and the package.
     for path in (
         settings.kafka.topics_file,
         settings.campaign_file,
         settings.provinces_file,
     ):
-        assert in_repo(path).is_file(), f"{name}: {path} is not in the image"
+        assert CONFIG_DIR in path.parents and path.is_file(), f"{name}: {path} is not shipped"
+    for path in (settings.clickhouse.chdb_path, settings.processors.datadir):
+        data = PurePosixPath(path)
+        assert data.is_absolute() and not data.is_relative_to(IMAGE_WORKDIR), f"{name}: {path}"
 
 
 def test_services_depend_on_healthy_infra_and_finished_one_shots(
@@ -324,7 +322,7 @@ def test_dockerfile_builds_the_cctv_image() -> None:
     assert installs and all(".[dev]" not in r and "-e " not in r for r in installs)
 
     scripts = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["scripts"]
-    assert scripts.get("cctv") == "cctv.cli:main"
+    assert scripts.get("cctv") == "cctv_cli.main:main"
 
     # Every package pyproject.toml installs is copied into the build, and not ignored.
     include = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["setuptools"][
@@ -345,8 +343,20 @@ def test_dockerfile_builds_the_cctv_image() -> None:
         package = pattern.rstrip("*").rstrip(".")
         assert package in copied, f"Dockerfile does not copy {package}/"
         assert package not in ignored, f".dockerignore excludes {package}/"
-    assert {"pyproject.toml", "config"} <= copied
-    assert "config" not in ignored and ".venv" in ignored
+    assert "pyproject.toml" in copied and ".venv" in ignored
+    # The default configuration is installed as package data, not copied beside it.
+    package_data = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"
+    ]
+    shipped = {
+        file.relative_to(CONFIG_DIR.parent).as_posix()
+        for pattern in package_data["cctv"]
+        for file in CONFIG_DIR.parent.glob(pattern)
+    }
+    expected = {
+        file.relative_to(CONFIG_DIR.parent).as_posix() for file in CONFIG_DIR.rglob("*.yaml")
+    }
+    assert shipped == expected, f"not in package-data: {expected - shipped}"
 
 
 def test_documented_sasl_example_is_accepted() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from cctv.exceptions import InputError
 from cctv.provinces import Provinces
-from cctv.settings import REPO_ROOT
+from cctv.settings import CONFIG_DIR
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
 from stream_processors.inventory_rules import (
@@ -29,7 +29,7 @@ def at(minutes: int) -> dt.datetime:
 
 @pytest.fixture(scope="module")
 def provinces() -> Provinces:
-    return Provinces.load(REPO_ROOT / "config" / "provinces.yaml")
+    return Provinces.load(CONFIG_DIR / "provinces.yaml")
 
 
 @pytest.fixture(scope="module")

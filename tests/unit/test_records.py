@@ -12,7 +12,7 @@ import pytest
 from cctv.exceptions import InputError
 from cctv.provinces import Provinces
 from cctv.records import RecordBuilder, RecordErrors, convert, read_rows
-from cctv.settings import REPO_ROOT
+from cctv.settings import CONFIG_DIR
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
 
@@ -27,7 +27,7 @@ def registry() -> SchemaRegistry:
 
 @pytest.fixture(scope="module")
 def provinces() -> Provinces:
-    return Provinces.load(REPO_ROOT / "config" / "provinces.yaml")
+    return Provinces.load(CONFIG_DIR / "provinces.yaml")
 
 
 def _schema(registry: SchemaRegistry, name: str) -> dict[str, Any]:

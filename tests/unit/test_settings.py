@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cctv.exceptions import ConfigError
-from cctv.settings import REPO_ROOT, Settings
+from cctv.settings import CONFIG_DIR, Settings
 
 CH_URL = "clickhouse://default:s3cret-pw@ch.example:9000/cctv"
 
@@ -23,8 +23,36 @@ def test_defaults_without_any_source() -> None:
     assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert settings.clickhouse.url is None  # embedded chDB
     assert settings.clickhouse.database == "cctv"
-    assert settings.campaign_file == REPO_ROOT / "config" / "campaigns" / "moi-2563.yaml"
+    assert settings.campaign_file == CONFIG_DIR / "campaigns" / "moi-2563.yaml"
     assert settings.provinces_file.is_file()
+
+
+def test_default_configuration_files_are_package_data() -> None:
+    """An installed wheel has no checkout around it: the defaults live inside the package."""
+    import cctv
+
+    settings = Settings.load(environ={})
+    assert CONFIG_DIR.parent == Path(cctv.__file__).resolve().parent
+    for path in (settings.kafka.topics_file, settings.campaign_file, settings.provinces_file):
+        assert path.is_file()
+        assert CONFIG_DIR in path.parents
+
+
+def test_written_data_goes_under_data_dir_in_the_working_directory() -> None:
+    settings = Settings.load(environ={})
+    # Relative: each process resolves it against its working directory, never the package.
+    assert settings.data_dir == Path("var")
+    assert settings.clickhouse.chdb_path == Path("var") / "chdb"
+    assert settings.processors.datadir == Path("var") / "faust"
+
+
+def test_data_dir_moves_every_data_directory_not_given_explicitly() -> None:
+    settings = Settings.load(
+        environ={"CCTV_DATA_DIR": "/var/lib/cctv", "CCTV_CLICKHOUSE__CHDB_PATH": "/mnt/chdb"}
+    )
+    assert settings.data_dir == Path("/var/lib/cctv")
+    assert settings.processors.datadir == Path("/var/lib/cctv/faust")
+    assert settings.clickhouse.chdb_path == Path("/mnt/chdb")
 
 
 def test_an_explicit_environ_means_the_process_environment_is_not_read(

@@ -2,6 +2,10 @@
 
 local Kafka up -> topics -> Faust worker + ClickHouse sink (own processes) -> publish the sample
 inventory -> wait until the derived counts are in ClickHouse -> stop the processes -> report.
+
+The demo is a composition root like the command line: it starts the processes it needs. It
+publishes the sample file of a source checkout, so it runs from one (`make demo`); everything
+it writes (the local broker's data, the processes' logs) goes under the settings' data_dir.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cctv.exceptions import CctvError
-from cctv.settings import REPO_ROOT, Settings
+from cctv.settings import Settings
 
-SAMPLE = REPO_ROOT / "samples" / "camera_inventory.csv"
+CHECKOUT = Path(__file__).resolve().parents[1]
+SAMPLE = CHECKOUT / "samples" / "camera_inventory.csv"
 
 
 def say(text: str) -> None:
@@ -44,18 +49,23 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
     from cctv.context import Context
     from cctv.kafka import apply_topics
     from cctv.reports import registered_cameras_report
+    from cctv_cli.publish import publish_file
     from infra.kafka.broker import KafkaBroker
 
+    if not sample.is_file():
+        raise CctvError(
+            f"the demo publishes {sample.name} from a source checkout's samples/, "
+            f"and {sample} does not exist: run `make demo` in a checkout"
+        )
     ctx = Context.load(settings)
-    log_dir = REPO_ROOT / "var" / "log"
+    log_dir = settings.data_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
 
     host, _, port = settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")
+    broker_home = settings.data_dir / "kafka"
     if host in ("127.0.0.1", "localhost"):
         say(f"starting the local Kafka broker on {host}:{port} (first run fetches its jars)")
-        KafkaBroker(
-            home=REPO_ROOT / "var" / "kafka", port=int(port), controller_port=int(port) + 1
-        ).start()
+        KafkaBroker(home=broker_home, port=int(port), controller_port=int(port) + 1).start()
     say(f"applying the topic registry to {settings.kafka.bootstrap_servers}")
     apply_topics(settings.kafka, ctx.topics, log=lambda line: None)
 
@@ -68,15 +78,10 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
         "worker": _spawn([sys.executable, "-m", "stream_processors"], log_dir / "worker.log"),
         "sink": _spawn([sys.executable, "-m", "services.sink"], log_dir / "sink.log"),
     }
-    say(
-        f"worker and sink running (logs in {log_dir.relative_to(REPO_ROOT)}/), "
-        f"sink writes to {where}"
-    )
+    say(f"worker and sink running (logs in {_shown(log_dir)}/), sink writes to {where}")
     try:
-        say(f"publishing {sample.relative_to(REPO_ROOT)}")
-        from cctv.cli import main as cli_main
-
-        if cli_main(["publish", "cameras", str(sample)]) != 0:
+        say(f"publishing {_shown(sample)}")
+        if publish_file(ctx, kind="cameras", path=str(sample)) != 0:
             raise CctvError("the sample inventory was not published cleanly")
         expected = expected_counts(sample)
         say(f"waiting for registered counts of {len(expected)} provinces to reach ClickHouse")
@@ -85,8 +90,11 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
             timeout,
             procs,
             "derived province counts",
+            log_dir,
         )
-        _wait_for(lambda: _sink_caught_up(ctx), timeout, procs, "the sink to commit everything")
+        _wait_for(
+            lambda: _sink_caught_up(ctx), timeout, procs, "the sink to commit everything", log_dir
+        )
     finally:
         for name, proc in procs.items():
             _stop(proc, name)
@@ -98,14 +106,28 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
     finally:
         store.engine.close()
     print()
-    say("done. Kafka is still running: `make down` stops it; `make demo` again is idempotent.")
+    # `make down` stops the broker in the checkout's var/kafka, the default data_dir's.
+    if broker_home.resolve() == (CHECKOUT / "var" / "kafka").resolve():
+        stop = "`make down`"
+    else:
+        stop = f"`python -m infra.kafka.broker down --home {broker_home}`"
+    say(f"done. Kafka is still running: {stop} stops it; `make demo` again is idempotent.")
     return 0
 
 
+def _shown(path: Path) -> Path:
+    """`path` relative to the working directory when it is below it, as people typed it."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def _spawn(cmd: list[str], log_file: Path) -> subprocess.Popen:
-    # The children inherit this process's environment, so they load the same settings.
+    # The children inherit this process's environment and working directory, so they load the
+    # same settings and resolve a relative data_dir to the same place.
     out = log_file.open("ab")
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _stop(proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
@@ -121,7 +143,11 @@ def _stop(proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
 
 
 def _wait_for(
-    check: Callable[[], bool], timeout: float, procs: dict[str, subprocess.Popen], what: str
+    check: Callable[[], bool],
+    timeout: float,
+    procs: dict[str, subprocess.Popen],
+    what: str,
+    log_dir: Path,
 ) -> None:
     deadline = time.monotonic() + timeout
     next_note = time.monotonic() + 15
@@ -129,7 +155,8 @@ def _wait_for(
         for name, proc in procs.items():
             if proc.poll() is not None:
                 raise CctvError(
-                    f"the {name} exited with code {proc.returncode}; see var/log/{name}.log"
+                    f"the {name} exited with code {proc.returncode}; "
+                    f"see {_shown(log_dir / f'{name}.log')}"
                 )
         if check():
             return
@@ -137,7 +164,7 @@ def _wait_for(
             say(f"still waiting for {what} ...")
             next_note += 15
         time.sleep(1)
-    raise CctvError(f"timed out after {timeout:.0f} s waiting for {what}; see var/log/")
+    raise CctvError(f"timed out after {timeout:.0f} s waiting for {what}; see {_shown(log_dir)}/")
 
 
 def _matches(latest: dict[str, int], expected: dict[str, int]) -> bool:

@@ -1,0 +1,216 @@
+"""`cctv`: one command line for operators, provincial IT staff and developers.
+
+Every sub-command loads the settings once (environment + optional CCTV_SETTINGS_FILE) and says
+clearly what it did; errors are one readable line, exit code non-zero. What a command prints
+for people goes to standard output; log lines (ours, Faust's, librdkafka's) go to standard
+error in the one format of cctv/logs.py, from the level the settings name (CCTV_LOG_LEVEL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cctv import logs
+from cctv.exceptions import CctvError
+from cctv.publishing import KIND_ALIASES
+from cctv_cli.startup import load_context, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    logs.configure()  # until the settings name the level
+    try:
+        return int(args.handler(args) or 0)
+    except CctvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cctv",
+        description="Event backbone linking provincial CCTV cameras to the central CCTV system "
+        "(ระบบกล้องโทรทัศน์วงจรปิด (CCTV) กลาง). Settings come from CCTV_* environment variables "
+        "and an optional YAML file named by CCTV_SETTINGS_FILE; see `cctv settings`.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "publish",
+        help="validate JSON lines or CSV records and publish them to Kafka",
+        description="Read records of KIND from FILE (CSV with a header row, or JSON "
+        "lines), validate each against the Avro contract, publish the valid ones and "
+        "list every rejected record with the field at fault. Rejected records also go "
+        "to the dead-letter topic. Exit code 1 when any record was rejected.",
+    )
+    p.add_argument("kind", help=f"one of: {', '.join(sorted(set(KIND_ALIASES)))}")
+    p.add_argument("file", help="path to a .csv / .jsonl file, or - for standard input")
+    p.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file extension")
+    p.set_defaults(handler=_publish)
+
+    p = sub.add_parser(
+        "consume",
+        help="print decoded events of a topic as JSON lines",
+        description="Print the events of TOPIC (logical name like province_inventory "
+        "or the Kafka name) decoded from Avro, one JSON object per line. Commits nothing.",
+    )
+    p.add_argument("topic")
+    p.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
+    p.add_argument("--max", type=int, default=None, metavar="N", help="stop after N messages")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="stop after S seconds without a new message (default 10)",
+    )
+    p.set_defaults(handler=_consume)
+
+    topics = sub.add_parser("topics", help="the topic registry").add_subparsers(metavar="ACTION")
+    p = topics.add_parser("apply", help="create/align every topic of the registry (idempotent)")
+    p.set_defaults(handler=_topics_apply)
+    p = topics.add_parser("list", help="show the registry")
+    p.set_defaults(handler=_topics_list)
+
+    storage = sub.add_parser("storage", help="ClickHouse history").add_subparsers(metavar="ACTION")
+    p = storage.add_parser("init", help="create the database and tables (idempotent)")
+    p.add_argument("--print-ddl", action="store_true", help="print the DDL that was run")
+    p.set_defaults(handler=_storage_init)
+    p = storage.add_parser("show", help="registered cameras per province, from ClickHouse")
+    p.set_defaults(handler=_storage_show)
+    p = storage.add_parser("query", help="run one SQL query and print JSON lines")
+    p.add_argument("sql")
+    p.set_defaults(handler=_storage_query)
+
+    p = sub.add_parser("worker", help="run the Faust stream processors (until Ctrl-C)")
+    # Default: the settings' log_level.
+    p.add_argument("--loglevel", default=None, choices=["crit", "error", "warn", "info", "debug"])
+    p.set_defaults(handler=_worker)
+
+    p = sub.add_parser("sink", help="run the Kafka -> ClickHouse sink (until Ctrl-C)")
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds without messages",
+    )
+    p.set_defaults(handler=_sink)
+
+    p = sub.add_parser("demo", help="the whole pipeline on this machine, with a sample inventory")
+    p.set_defaults(handler=_demo)
+
+    p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
+    p.set_defaults(handler=lambda args: print(load_settings().render(), end=""))
+    return parser
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from cctv_cli.publish import publish_file
+
+    return publish_file(load_context(), kind=args.kind, path=args.file, fmt=args.format)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from cctv_cli.consume import consume
+
+    return consume(
+        load_context(),
+        topic=args.topic,
+        from_beginning=args.from_beginning,
+        max_messages=args.max,
+        timeout=args.timeout,
+    )
+
+
+def _topics_apply(args: argparse.Namespace) -> int:
+    from cctv.kafka import apply_topics
+    from cctv.topics import TopicRegistry
+
+    settings = load_settings()
+    registry = TopicRegistry.load(settings.kafka.topics_file)
+    print(f"applying {settings.kafka.topics_file.name} to {settings.kafka.bootstrap_servers}")
+    apply_topics(settings.kafka, registry)
+    return 0
+
+
+def _topics_list(args: argparse.Namespace) -> int:
+    from cctv.topics import TopicRegistry
+
+    settings = load_settings()
+    for spec in TopicRegistry.load(settings.kafka.topics_file):
+        retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms / 86_400_000:g} d"
+        print(
+            f"{spec.logical:26s} {spec.name:46s} {spec.schema_name:24s} key={spec.key:14s} "
+            f"p={spec.partitions:<3d} {spec.cleanup_policy:8s} {retention}"
+        )
+    return 0
+
+
+def _storage_init(args: argparse.Namespace) -> int:
+    ctx = load_context()
+    store = ctx.open_store()
+    try:
+        ddl = store.create_schema()
+    finally:
+        store.engine.close()
+    if args.print_ddl:
+        print(";\n\n".join(ddl) + ";")
+    print(f"tables ready in {store.engine.description}, database {store.database}")
+    return 0
+
+
+def _storage_show(args: argparse.Namespace) -> int:
+    from cctv.reports import registered_cameras_report
+
+    ctx = load_context()
+    store = ctx.open_store()
+    try:
+        print(registered_cameras_report(store, ctx.provinces, ctx.campaign))
+    finally:
+        store.engine.close()
+    return 0
+
+
+def _storage_query(args: argparse.Namespace) -> int:
+    ctx = load_context()
+    store = ctx.open_store()
+    try:
+        for row in store.engine.query(args.sql):
+            print(json.dumps(row, ensure_ascii=False, default=str))
+    finally:
+        store.engine.close()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from stream_processors.app import run_worker
+
+    ctx = load_context()
+    sys.argv = sys.argv[:1]  # Faust's worker parses the command line itself
+    run_worker(ctx, loglevel=args.loglevel or ctx.settings.log_level)
+    return 0
+
+
+def _sink(args: argparse.Namespace) -> int:
+    from services.sink.run import main as sink_main
+
+    return sink_main(["--idle-exit", str(args.idle_exit)] if args.idle_exit else [])
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cctv_cli.demo import run_demo
+
+    return run_demo(load_settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
