@@ -591,6 +591,145 @@ def test_confluent_frame_from_newer_producer_resolves_into_local_latest(
     assert decoded.record == SAMPLES["province_inventory"]
 
 
+# -- decode_many -------------------------------------------------------------------------
+
+
+def _same_error(got: object, expected: Exception) -> None:
+    assert type(got) is type(expected)
+    assert str(got) == str(expected)
+    assert getattr(got, "reason_code", None) == getattr(expected, "reason_code", None)
+    assert getattr(got, "field", None) == getattr(expected, "field", None)
+
+
+def _decode_or_error(codec: AvroCodec, data: Any, expected: Any = None) -> Any:
+    try:
+        return codec.decode(data, expected=expected)
+    except DecodeError as exc:
+        return exc
+
+
+def test_decode_many_mixes_events_and_errors_in_order(codec: AvroCodec) -> None:
+    heartbeat = codec.encode("camera_heartbeat", SAMPLES["camera_heartbeat"])
+    registration = codec.encode("camera_registration", SAMPLES["camera_registration"])
+    alert = codec.encode("alert", SAMPLES["alert"])
+    values = [
+        heartbeat,
+        b"garbage bytes",
+        registration,
+        heartbeat[:-3],  # truncated body
+        heartbeat[:2] + bytes(8) + heartbeat[10:],  # unknown fingerprint
+        alert,  # not an expected schema
+        heartbeat + b"\x00",  # trailing byte
+        b"",
+        b"\xc3\x01\x00",  # truncated header
+        bytearray(registration),
+        memoryview(heartbeat),
+    ]
+    expected = ("camera_heartbeat", "camera_registration")
+
+    results = codec.decode_many(values, expected=expected)
+
+    assert len(results) == len(values)
+    for value, result in zip(values, results, strict=True):
+        single = _decode_or_error(codec, value, expected)
+        if isinstance(single, Decoded):
+            assert result == single
+        else:
+            _same_error(result, single)
+    assert [r.name if isinstance(r, Decoded) else r.reason_code for r in results] == [
+        "camera_heartbeat",
+        "undecodable",
+        "camera_registration",
+        "undecodable",
+        "unknown_schema",
+        "unexpected_schema",
+        "undecodable",
+        "undecodable",
+        "undecodable",
+        "camera_registration",
+        "camera_heartbeat",
+    ]
+    assert results[0].record == SAMPLES["camera_heartbeat"]
+
+
+def test_decode_many_of_nothing(codec: AvroCodec) -> None:
+    assert codec.decode_many([]) == []
+
+
+def test_decode_many_confluent_frames(registry: SchemaRegistry) -> None:
+    client = FakeRegistryClient()
+    client.schemas[7] = Schema(json.dumps(registry.raw("camera_heartbeat", 1)), "AVRO")
+    body = AvroCodec(registry).encode("camera_heartbeat", SAMPLES["camera_heartbeat"])[10:]
+    good = b"\x00" + (7).to_bytes(4, "big") + body
+    unknown_id = b"\x00" + (4242).to_bytes(4, "big") + body
+    single_object = AvroCodec(registry).encode("alert", SAMPLES["alert"])
+    values = [good, good, unknown_id, b"\x00\x00\x07", good[:-4], single_object, good]
+    consumer = AvroCodec(registry, registry_client=client)
+
+    results = consumer.decode_many(values)
+
+    assert [r.name if isinstance(r, Decoded) else r.reason_code for r in results] == [
+        "camera_heartbeat",
+        "camera_heartbeat",
+        "schema_registry_unavailable",  # the fake client raises KeyError for unknown ids
+        "undecodable",
+        "undecodable",
+        "alert",
+        "camera_heartbeat",
+    ]
+    assert (results[0].version, results[0].schema_id) == (1, 7)
+    assert results[0].record == SAMPLES["camera_heartbeat"]
+    assert client.lookups == 2  # id 7 once (then cached), id 4242 once
+    fresh = AvroCodec(registry, registry_client=client)
+    for value, result in zip(values, results, strict=True):
+        single = _decode_or_error(fresh, value)
+        if isinstance(single, Decoded):
+            assert result == single
+        else:
+            _same_error(result, single)
+
+
+def test_decode_many_confluent_frames_without_registry(
+    codec: AvroCodec, registry: SchemaRegistry
+) -> None:
+    body = codec.encode("alert", SAMPLES["alert"])[10:]
+    frame = b"\x00" + (42).to_bytes(4, "big") + body
+    results = codec.decode_many([frame, codec.encode("alert", SAMPLES["alert"]), frame])
+    assert [r.reason_code if isinstance(r, DecodeError) else r.name for r in results] == [
+        "schema_registry_unavailable",
+        "alert",
+        "schema_registry_unavailable",
+    ]
+
+
+def test_decode_many_resolves_older_versions(tmp_path: Path) -> None:
+    v1 = _record_schema(
+        "camera_status",
+        [
+            {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
+            {"name": "fps", "type": "float"},
+        ],
+    )
+    v2 = copy.deepcopy(v1)
+    v2["fields"].append({"name": "note", "type": ["null", "string"], "default": None})
+    _write_schema(tmp_path, "camera_status", 1, v1)
+    event_id = str(uuid.uuid4())
+    old = AvroCodec(SchemaRegistry.load(tmp_path)).encode(
+        "camera_status", {"event_id": event_id, "fps": 12.5}
+    )
+    _write_schema(tmp_path, "camera_status", 2, v2)
+    codec = AvroCodec(SchemaRegistry.load(tmp_path))
+    new = codec.encode("camera_status", {"event_id": event_id, "fps": 1.0, "note": "x"})
+
+    results = codec.decode_many([old, new, old[:-1]], expected="camera_status")
+
+    assert [(r.version, r.record) for r in results[:2]] == [
+        (1, {"event_id": event_id, "fps": 12.5, "note": None}),
+        (2, {"event_id": event_id, "fps": 1.0, "note": "x"}),
+    ]
+    assert results[2].reason_code == "undecodable"
+
+
 # -- the fast paths give the reference path's results ---------------------------------------
 #
 # encode and decode take a fast path for plain values and fall back to the reference path
@@ -809,6 +948,73 @@ def test_canonical_uuid_pattern_is_validators_test(text: str) -> None:
     except ValueError:
         canonical = False
     assert (CANONICAL_UUID(text) is not None) == canonical
+
+
+def _frame_variants(data: bytes) -> list[bytes]:
+    """Every truncation of a frame, and every byte of its body replaced by a few others."""
+    variants = [data[:n] for n in range(len(data))] + [data + b"\x00", data + b"\x02x"]
+    for i in range(10, len(data)):
+        variants.extend(data[:i] + bytes([b]) + data[i + 1 :] for b in (0x00, 0x01, 0x7F, 0xFF))
+    return variants
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_decode_matches_reference_on_damaged_frames(codec: AvroCodec, name: str) -> None:
+    for data in _frame_variants(codec.encode(name, SAMPLES[name])):
+        assert _outcome(codec.decode, data) == _outcome(codec._decode_reference, data, None)
+    results = codec.decode_many(_frame_variants(codec.encode(name, SAMPLES[name])))
+    assert all(isinstance(r, Decoded | DecodeError) for r in results)
+
+
+def _frame_with_plain_string_ids(registry: SchemaRegistry, event_id: str) -> bytes:
+    """A heartbeat frame whose event_id is any string: what a careless producer could send."""
+    raw = registry.raw("camera_heartbeat", 1)
+    raw["fields"][0]["type"] = "string"
+    out = io.BytesIO()
+    fastavro.schemaless_writer(
+        out, fastavro.parse_schema(raw), {**SAMPLES["camera_heartbeat"], "event_id": event_id}
+    )
+    return b"\xc3\x01" + registry.get("camera_heartbeat").fingerprint + out.getvalue()
+
+
+def test_uuids_read_as_before(codec: AvroCodec, registry: SchemaRegistry) -> None:
+    lower = "12345678-1234-5678-1234-567812345678"
+    for written in (lower, lower.upper(), "{" + lower + "}"):
+        data = _frame_with_plain_string_ids(registry, written)
+        assert codec.decode(data).record["event_id"] == lower
+        assert codec.decode_many([data])[0].record["event_id"] == lower
+
+    bad = _frame_with_plain_string_ids(registry, "not-a-uuid")
+    with pytest.raises(DecodeError) as info:
+        codec.decode(bad)
+    assert info.value.reason_code == "undecodable"
+    assert "ValueError" in str(info.value)
+    _same_error(codec.decode_many([bad])[0], info.value)
+    assert _outcome(codec.decode, bad) == _outcome(codec._decode_reference, bad, None)
+
+
+def test_uuids_nested_or_retyped_still_come_back_as_str(tmp_path: Path) -> None:
+    uuid_type = {"type": "string", "logicalType": "uuid"}
+    v1 = _record_schema(
+        "camera_batch",
+        [
+            {"name": "event_id", "type": uuid_type},
+            {"name": "source_ids", "type": {"type": "array", "items": uuid_type}},
+        ],
+    )
+    _write_schema(tmp_path, "camera_batch", 1, v1)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    data = AvroCodec(SchemaRegistry.load(tmp_path)).encode(
+        "camera_batch", {"event_id": first, "source_ids": [second]}
+    )
+    v2 = copy.deepcopy(v1)
+    v2["fields"][0]["type"] = "string"  # the reader no longer calls it a uuid
+    _write_schema(tmp_path, "camera_batch", 2, v2)
+    codec = AvroCodec(SchemaRegistry.load(tmp_path))
+
+    for decoded in (codec.decode(data), codec.decode_many([data])[0]):
+        assert decoded.version == 1
+        assert decoded.record == {"event_id": first, "source_ids": [second]}
 
 
 def test_tuple_in_a_union_with_an_array(tmp_path: Path) -> None:
