@@ -1,7 +1,7 @@
 """`make bench` / ``python -m benchmarks``: run the benchmark sections, write docs/BENCHMARKS.md.
 
 Each section (see :mod:`benchmarks.section`) is listed in SECTIONS; ``--only NAME`` runs just
-the named ones (a section that needs no broker starts none). When a selected section
+the named ones (``python -m benchmarks --only codec`` needs no Kafka). When a selected section
 needs the broker, a throwaway single-node Kafka broker (temporary home, free ports) is started
 once, unless ``--bootstrap host:port`` names one, and stopped at the end. Progress goes to
 stderr, result tables to stdout, and each section to docs/BENCHMARKS.md between its markers
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from benchmarks import kafka_baseline, report
+from benchmarks import codec_speed, kafka_baseline, report
 from benchmarks.section import Context, Section
 
 DEFAULT_EVENTS = 200_000
@@ -32,6 +32,12 @@ SECTIONS: tuple[Section, ...] = (
         description="Kafka produce / consume+decode of camera heartbeats (starts a broker)",
         needs_broker=True,
         run=kafka_baseline.run_section,
+    ),
+    Section(
+        name=codec_speed.SECTION,
+        description="AvroCodec encode / decode / decode_many against bare fastavro (no Kafka)",
+        needs_broker=False,
+        run=codec_speed.run_section,
     ),
 )
 
@@ -77,6 +83,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--bootstrap",
         metavar="HOST:PORT",
         help="use this Kafka broker instead of starting a throwaway one",
+    )
+    codec = parser.add_argument_group(f"section {codec_speed.SECTION}")
+    codec.add_argument(
+        "--codec-records",
+        type=_positive,
+        default=codec_speed.DEFAULT_RECORDS,
+        help=f"distinct records per schema and measurement "
+        f"(default {codec_speed.DEFAULT_RECORDS:_})",
+    )
+    codec.add_argument(
+        "--codec-repeat",
+        type=_positive,
+        default=codec_speed.DEFAULT_REPEAT,
+        help=f"rounds of the five measurements; median reported "
+        f"(default {codec_speed.DEFAULT_REPEAT})",
     )
     parser.add_argument(
         "--doc",
