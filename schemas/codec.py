@@ -441,10 +441,10 @@ def _passes_fast_check(plan: _WritePlan, record: Any) -> bool:
 def _validate_reference(name: str, parsed: dict[str, Any], record: Any) -> None:
     """Validator's verdict, then fastavro's validate as a backstop; raise ValidationError."""
     Validator(name, parsed).check(record)
-    # The backstop only matters for what Validator leaves to fastavro (other logical types,
-    # field defaults); the fast path skips it when the schema has neither. The quiet check
-    # first: with raise_errors=True fastavro builds (json.dumps) an error for every null
-    # branch it tries, ~70 % of encode time once (docs/BENCHMARKS.md).
+    # The backstop only matters where Validator and fastavro can disagree (other logical
+    # types, omitted fields' defaults, tuples in unions), which the fast path never lets
+    # through unchecked. The quiet check first: with raise_errors=True fastavro builds
+    # (json.dumps) an error for every null branch it tries, ~70 % of encode time once.
     if fastavro.validation.validate(record, parsed, raise_errors=False):
         return
     try:
