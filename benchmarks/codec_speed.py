@@ -101,7 +101,7 @@ class CodecSpeedResult:
 
     @property
     def goal_met(self) -> bool:
-        return all(s.meets_goal(n) for s in self.schemas for n in (ENCODE, DECODE))
+        return all(s.meets_goal(n) for s in self.schemas for n in BASELINE_OF)
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -198,11 +198,7 @@ def rows(result: CodecSpeedResult) -> list[tuple[str, str, str, str, str, str]]:
             if name in BASELINE_OF:
                 low, high = s.ratio_range(name)
                 ratio = f"{s.ratio(name):.2f} ({low:.2f}–{high:.2f})"
-                if name == DECODE_MANY:
-                    goal = "met" if s.meets_goal(name) else "not met"
-                    goal += " (per record; not part of the goal)"
-                else:
-                    goal = "**met**" if s.meets_goal(name) else "**not met**"
+                goal = f"≤ {GOAL}: " + ("**met**" if s.meets_goal(name) else "**not met**")
             else:
                 ratio, goal = "1.00 (baseline)", ""
             out.append(
@@ -253,7 +249,8 @@ def render_section(
         "",
         f"- Goal: `AvroCodec.encode` and `AvroCodec.decode` each within **{GOAL}×** the time "
         "of bare fastavro (`schemaless_writer` / `schemaless_reader`) on the same records "
-        f"with the same parsed schema, in the same run: {verdict} for every schema below.",
+        "with the same parsed schema, in the same run; `decode_many` per record is held to "
+        f"the same. Result: {verdict} for every schema and measurement below.",
         f"- Command: {command}",
         f"- Date: {date}",
         f"- Workload: {result.records:,} distinct records per schema and measurement "
@@ -322,7 +319,7 @@ def run_section(ctx: Context) -> str:
     print()
     print(f"{TITLE} ({args.codec_records:,} records x {args.codec_repeat} rounds)")
     print(format_table(result))
-    print(f"goal ({GOAL}x bare fastavro for encode and decode): ", end="")
+    print(f"goal ({GOAL}x bare fastavro for encode, decode and decode_many): ", end="")
     print("met" if result.goal_met else "NOT MET")
     print(f"whole section: {result.seconds:.0f} s; load average {load_before} -> {load_after}")
     return render_section(
