@@ -27,8 +27,19 @@ class Context:
     broker: str | None = None  # how that broker is described in the machine block
 
     def command(self, effective: list[str]) -> str:
-        """The command as given and, when it differs, what it amounted to for a section."""
-        given = shlex.join(["python", "-m", "benchmarks", *self.argv])
+        """The command as given and, when it differs, what it amounted to for a section.
+
+        ``--note`` is left out: sections print the note on a line of its own.
+        """
+        shown, skip = [], False
+        for arg in self.argv:
+            if skip or arg.startswith("--note="):
+                skip = False
+                continue
+            skip = arg == "--note"
+            if not skip:
+                shown.append(arg)
+        given = shlex.join(["python", "-m", "benchmarks", *shown])
         full = shlex.join(["python", "-m", "benchmarks", *effective])
         return f"`{given}`" if given == full else f"`{given}` (= `{full}`)"
 
