@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from benchmarks import codec_speed, kafka_baseline, report
@@ -154,19 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sections = selected(args)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    needs_broker = any(s.needs_broker for s in sections)
-    with (
-        kafka_broker(args.bootstrap) if needs_broker else nullcontext((None, None)) as (
-            bootstrap,
-            broker,
-        )
-    ):
-        for section in sections:
+    # The broker runs from the first section that needs it to the last: an idle JVM must not
+    # share the CPU with in-process sections that come after.
+    last_needing_broker = max((i for i, s in enumerate(sections) if s.needs_broker), default=-1)
+    with ExitStack() as broker_scope:
+        bootstrap = broker = None
+        for i, section in enumerate(sections):
+            if section.needs_broker and bootstrap is None:
+                bootstrap, broker = broker_scope.enter_context(kafka_broker(args.bootstrap))
             print(f"== {section.name}: {section.description}", file=sys.stderr)
             ctx = Context(
                 args=args, argv=argv, date=date, log=sys.stderr, bootstrap=bootstrap, broker=broker
             )
             markdown = section.run(ctx)
+            if i == last_needing_broker:
+                broker_scope.close()
+                bootstrap = broker = None
             if not args.no_doc:
                 path = report.write_section(section.name, markdown, args.doc)
                 print(f"{section.name}: written to {path}")
