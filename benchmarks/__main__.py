@@ -1,26 +1,45 @@
-"""`make bench` / ``python -m benchmarks``: run the benchmarks, write docs/BENCHMARKS.md.
+"""`make bench` / ``python -m benchmarks``: run the benchmark sections, write docs/BENCHMARKS.md.
 
-Starts a throwaway single-node Kafka broker (temporary home, free ports) unless
-``--bootstrap host:port`` names one, and stops it at the end. Progress goes to stderr, the
-results table to stdout, and the section to docs/BENCHMARKS.md (``--no-doc`` to skip).
+Each section (see :mod:`benchmarks.section`) is listed in SECTIONS; ``--only NAME`` runs just
+the named ones (``python -m benchmarks --only codec`` needs no Kafka). When a selected section
+needs the broker, a throwaway single-node Kafka broker (temporary home, free ports) is started
+once, unless ``--bootstrap host:port`` names one, and stopped at the end. Progress goes to
+stderr, result tables to stdout, and each section to docs/BENCHMARKS.md between its markers
+(``--no-doc`` to skip).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks import kafka_baseline, machine, report
+from benchmarks import codec_speed, kafka_baseline, report
+from benchmarks.section import Context, Section
 
 DEFAULT_EVENTS = 200_000
 DEFAULT_REPEAT = 3
+
+# Every section, in the order they run and appear in docs/BENCHMARKS.md when new.
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        name=kafka_baseline.SECTION,
+        description="Kafka produce / consume+decode of camera heartbeats (starts a broker)",
+        needs_broker=True,
+        run=kafka_baseline.run_section,
+    ),
+    Section(
+        name=codec_speed.SECTION,
+        description="AvroCodec encode / decode / decode_many against bare fastavro (no Kafka)",
+        needs_broker=False,
+        run=codec_speed.run_section,
+    ),
+)
 
 
 def _positive(text: str) -> int:
@@ -33,25 +52,52 @@ def _positive(text: str) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Kafka produce / consume+decode baseline of camera heartbeats.",
+        description="Benchmarks of the event backbone; sections: "
+        + "; ".join(f"{s.name}: {s.description}" for s in SECTIONS)
+        + ".",
     )
     parser.add_argument(
+        "--only",
+        action="append",
+        choices=[s.name for s in SECTIONS],
+        metavar="SECTION",
+        help="run only this section (repeatable): "
+        + ", ".join(s.name for s in SECTIONS)
+        + " (default: all)",
+    )
+    kafka = parser.add_argument_group(f"section {kafka_baseline.SECTION}")
+    kafka.add_argument(
         "--events",
         type=_positive,
         default=DEFAULT_EVENTS,
         help=f"events per measurement (default {DEFAULT_EVENTS:_})",
     )
-    parser.add_argument(
+    kafka.add_argument(
         "--repeat",
         type=_positive,
         default=DEFAULT_REPEAT,
         help=f"repetitions of each measurement; median and range reported "
         f"(default {DEFAULT_REPEAT})",
     )
-    parser.add_argument(
+    kafka.add_argument(
         "--bootstrap",
         metavar="HOST:PORT",
         help="use this Kafka broker instead of starting a throwaway one",
+    )
+    codec = parser.add_argument_group(f"section {codec_speed.SECTION}")
+    codec.add_argument(
+        "--codec-records",
+        type=_positive,
+        default=codec_speed.DEFAULT_RECORDS,
+        help=f"distinct records per schema and measurement "
+        f"(default {codec_speed.DEFAULT_RECORDS:_})",
+    )
+    codec.add_argument(
+        "--codec-repeat",
+        type=_positive,
+        default=codec_speed.DEFAULT_REPEAT,
+        help=f"rounds of the five measurements; median reported "
+        f"(default {codec_speed.DEFAULT_REPEAT})",
     )
     parser.add_argument(
         "--doc",
@@ -68,11 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def command_line(argv: list[str], args: argparse.Namespace) -> str:
-    """How this run was started, as Markdown (`make bench` runs it without arguments)."""
-    effective = f"python -m benchmarks --events {args.events} --repeat {args.repeat}"
-    given = shlex.join(["python", "-m", "benchmarks", *argv])
-    return f"`{given}`" if given == effective else f"`{given}` (= `{effective}`)"
+def selected(args: argparse.Namespace) -> list[Section]:
+    """The sections to run, in SECTIONS order."""
+    return [s for s in SECTIONS if not args.only or s.name in args.only]
 
 
 @contextmanager
@@ -105,111 +149,30 @@ def kafka_broker(bootstrap: str | None) -> Iterator[tuple[str, str]]:
             print("broker stopped", file=sys.stderr)
 
 
-def render_section(
-    result: kafka_baseline.BaselineResult,
-    *,
-    command: str,
-    date: str,
-    machine_block: dict[str, str],
-    load_before: str,
-    load_after: str,
-    note: str,
-) -> str:
-    m = result.measurements
-    enc_us = 1e6 / m["encode_produce"].median - 1e6 / m["produce_raw"].median
-    dec_us = 1e6 / m["consume_decode"].median - 1e6 / m["consume_raw"].median
-    lines = [
-        f"## {kafka_baseline.TITLE}",
-        "",
-        f"- Command: {command}",
-        f"- Date: {date}",
-        f"- Workload: {result.events:,} heartbeats per measurement "
-        f"(Avro single-object encoding, {result.message_bytes:.0f} bytes each on average, "
-        f"keyed by `camera_id` over {kafka_baseline.CAMERAS:,} cameras), a fresh "
-        f"{kafka_baseline.PARTITIONS}-partition topic per produce measurement; "
-        f"{result.repeat} repetition(s), median and min–max reported, after one untimed "
-        f"warm-up produce + consume of up to {kafka_baseline.WARMUP_EVENTS:,} events "
-        "(cold broker JIT, producer-id allocation, `__consumer_offsets` creation).",
-        "- Clients: `cctv.kafka.producer` (acks=all, idempotence, lz4, linger.ms 20; "
-        "`produce` + delivery callback + `poll(0)` per message, `flush` at the end, as "
-        "`cctv publish` does) and `cctv.kafka.consumer` (fresh group, read_committed, "
-        f"`consume(num_messages={kafka_baseline.CONSUME_BATCH})`; the clock starts after the "
-        "first batch, so group join is not counted).",
-        f"- Whole benchmark: {result.seconds:.0f} s (without broker start/stop); "
-        f"load average (1/5/15 min) {load_before} before, {load_after} after.",
-    ]
-    if note:
-        lines.append(f"- Note: {note}")
-    for name in result.unsteady():
-        low, high = result.ratio_range(name) or (0.0, 0.0)
-        lines.append(
-            f"- **Unsteady:** the per-repetition ratios of `{name}` range from {low:.3g} to "
-            f"{high:.3g} (more than 20 % apart): the machine was busy or the raw measurement "
-            "too short; rerun, or raise `--events` / `--repeat`, before holding a stage to it."
-        )
-    lines += [
-        "",
-        kafka_baseline.format_markdown(result),
-        "",
-        "### Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {key} | {value} |" for key, value in machine_block.items()),
-        "",
-        "### How to read this",
-        "",
-        "- The **ratios** are what later stages are held to: a stage's rate divided by the raw "
-        "rate of the same run, so the machine and its load cancel out. Absolute events/s vary "
-        "with the machine and whatever else runs on it; compare them only within one run.",
-        "- `encode_produce` vs `produce_raw` is the cost of Avro encoding (with the codec's "
-        f"validation) on the producer path: about {enc_us:.1f} µs/event here; the codec "
-        f"alone takes {1e6 / m['codec_encode'].median:.1f} µs/event (`codec_encode`).",
-        "- `consume_decode` vs `consume_raw` is the cost of decoding on the consumer path: "
-        f"about {dec_us:.1f} µs/event here; the codec alone takes "
-        f"{1e6 / m['codec_decode'].median:.1f} µs/event (`codec_decode`).",
-        "- The broker runs on the same machine as the clients, so produce and consume rates "
-        "include the broker's CPU use; on a dedicated cluster the raw rates would be higher "
-        "and the codec share of the time larger.",
-        "- A ratio range (per-repetition ratios) much wider than a few percent means the "
-        "machine was busy: rerun before drawing conclusions.",
-    ]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    from cctv.settings import Settings
-    from schemas.codec import AvroCodec
-    from schemas.registry import SchemaRegistry
-
-    codec = AvroCodec(SchemaRegistry.load())
-    load_before = machine.load_average()
+    sections = selected(args)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    with kafka_broker(args.bootstrap) as (bootstrap, broker_description):
-        settings = Settings.load(environ={}, kafka={"bootstrap_servers": bootstrap})
-        result = kafka_baseline.run(settings, codec, events=args.events, repeat=args.repeat)
-    load_after = machine.load_average()
-
-    print()
-    print(f"{kafka_baseline.TITLE} ({args.events:,} events x {args.repeat})")
-    print(kafka_baseline.format_table(result))
-    for name in result.unsteady():
-        print(f"warning: per-repetition ratios of {name} are more than 20 % apart (busy machine?)")
-    print(f"\nwhole benchmark: {result.seconds:.0f} s; load average {load_before} -> {load_after}")
-    if not args.no_doc:
-        section = render_section(
-            result,
-            command=command_line(argv, args),
-            date=date,
-            machine_block=machine.describe(broker=broker_description),
-            load_before=load_before,
-            load_after=load_after,
-            note=args.note,
-        )
-        path = report.write_section(kafka_baseline.SECTION, section, args.doc)
-        print(f"written to {path}")
+    # The broker runs from the first section that needs it to the last: an idle JVM must not
+    # share the CPU with in-process sections that come after.
+    last_needing_broker = max((i for i, s in enumerate(sections) if s.needs_broker), default=-1)
+    with ExitStack() as broker_scope:
+        bootstrap = broker = None
+        for i, section in enumerate(sections):
+            if section.needs_broker and bootstrap is None:
+                bootstrap, broker = broker_scope.enter_context(kafka_broker(args.bootstrap))
+            print(f"== {section.name}: {section.description}", file=sys.stderr)
+            ctx = Context(
+                args=args, argv=argv, date=date, log=sys.stderr, bootstrap=bootstrap, broker=broker
+            )
+            markdown = section.run(ctx)
+            if i == last_needing_broker:
+                broker_scope.close()
+                bootstrap = broker = None
+            if not args.no_doc:
+                path = report.write_section(section.name, markdown, args.doc)
+                print(f"{section.name}: written to {path}")
     return 0
 
 

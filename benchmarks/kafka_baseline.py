@@ -16,7 +16,6 @@ callback and ``poll(0)`` after every message, ``flush`` at the end.
 
 from __future__ import annotations
 
-import datetime as dt
 import statistics
 import sys
 import time
@@ -28,57 +27,25 @@ from typing import Any, TextIO
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks import machine
+from benchmarks.records import CAMERAS, heartbeats
+from benchmarks.section import Context
 from cctv import kafka as kafka_clients
 from cctv.settings import Settings
 from schemas.codec import AvroCodec
+from schemas.registry import SchemaRegistry
 
 SECTION = "kafka-baseline"
 TITLE = "Baseline: Kafka produce / consume+decode of camera heartbeats"
 SCHEMA = "camera_heartbeat"
 PARTITIONS = 6
-CAMERAS = 10_000  # distinct Kafka keys (camera_id), spread over the partitions
 CONSUME_BATCH = 1_000  # Consumer.consume(num_messages=...)
 WARMUP_EVENTS = 50_000  # untimed produce + consume before the first measurement
 IDLE_TIMEOUT_S = 30.0  # no message for this long while consuming = the run is broken
-_PROVINCES = ("TH-10", "TH-50", "TH-30", "TH-83", "TH-90", "TH-40", "TH-65", "TH-20")
 
 
 class BenchmarkError(RuntimeError):
     """A measurement could not be completed (lost messages, broker errors, timeouts)."""
-
-
-# -- the records ------------------------------------------------------------------------------
-
-
-def heartbeats(count: int) -> list[dict[str, Any]]:
-    """``count`` distinct heartbeats (own event_id each), like tests/samples.py's, over
-    CAMERAS cameras in a few provinces; one in 20 is an unreachable camera with nulls."""
-    start = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
-    records = []
-    for i in range(count):
-        camera = i % CAMERAS
-        province = _PROVINCES[camera % len(_PROVINCES)]
-        reachable = i % 20 != 7
-        records.append(
-            {
-                "event_id": str(uuid.uuid4()),
-                "occurred_at": start + dt.timedelta(seconds=60 * (i // CAMERAS), milliseconds=i),
-                "producer": "prober-bench",
-                "province_code": province,
-                "camera_id": f"{province}-CAM-{camera:05d}",
-                "reachable": reachable,
-                "fps": 24.5 if reachable else None,
-                "width": 1920 if reachable else None,
-                "height": 1080 if reachable else None,
-                "brightness": 118.0 if reachable else None,
-                "sharpness": 310.5 if reachable else None,
-                "frozen": False,
-                "black": False,
-                "latency_ms": 180 + i % 50 if reachable else None,
-                "error": None if reachable else "rtsp: connection timed out",
-            }
-        )
-    return records
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -220,6 +187,109 @@ def format_markdown(result: BaselineResult) -> str:
     lines.append("")
     for name, m in result.measurements.items():
         lines.append(f"- `{name}`: {m.description}")
+    return "\n".join(lines)
+
+
+# -- the section ------------------------------------------------------------------------------
+
+
+def run_section(ctx: Context) -> str:
+    """The ``kafka-baseline`` section: measure against ``ctx.bootstrap``, return Markdown."""
+    args = ctx.args
+    codec = AvroCodec(SchemaRegistry.load())
+    load_before = machine.load_average()
+    settings = Settings.load(environ={}, kafka={"bootstrap_servers": ctx.bootstrap})
+    result = run(settings, codec, events=args.events, repeat=args.repeat, log=ctx.log)
+    load_after = machine.load_average()
+
+    print()
+    print(f"{TITLE} ({args.events:,} events x {args.repeat})")
+    print(format_table(result))
+    for name in result.unsteady():
+        print(f"warning: per-repetition ratios of {name} are more than 20 % apart (busy machine?)")
+    print(f"\nwhole benchmark: {result.seconds:.0f} s; load average {load_before} -> {load_after}")
+    return render_section(
+        result,
+        command=ctx.command(
+            ["--only", SECTION, "--events", str(args.events), "--repeat", str(args.repeat)]
+        ),
+        date=ctx.date,
+        machine_block=machine.describe(broker=ctx.broker),
+        load_before=load_before,
+        load_after=load_after,
+        note=args.note,
+    )
+
+
+def render_section(
+    result: BaselineResult,
+    *,
+    command: str,
+    date: str,
+    machine_block: dict[str, str],
+    load_before: str,
+    load_after: str,
+    note: str,
+) -> str:
+    m = result.measurements
+    enc_us = 1e6 / m["encode_produce"].median - 1e6 / m["produce_raw"].median
+    dec_us = 1e6 / m["consume_decode"].median - 1e6 / m["consume_raw"].median
+    lines = [
+        f"## {TITLE}",
+        "",
+        f"- Command: {command}",
+        f"- Date: {date}",
+        f"- Workload: {result.events:,} heartbeats per measurement "
+        f"(Avro single-object encoding, {result.message_bytes:.0f} bytes each on average, "
+        f"keyed by `camera_id` over {CAMERAS:,} cameras), a fresh "
+        f"{PARTITIONS}-partition topic per produce measurement; "
+        f"{result.repeat} repetition(s), median and min–max reported, after one untimed "
+        f"warm-up produce + consume of up to {WARMUP_EVENTS:,} events "
+        "(cold broker JIT, producer-id allocation, `__consumer_offsets` creation).",
+        "- Clients: `cctv.kafka.producer` (acks=all, idempotence, lz4, linger.ms 20; "
+        "`produce` + delivery callback + `poll(0)` per message, `flush` at the end, as "
+        "`cctv publish` does) and `cctv.kafka.consumer` (fresh group, read_committed, "
+        f"`consume(num_messages={CONSUME_BATCH})`; the clock starts after the "
+        "first batch, so group join is not counted).",
+        f"- Whole benchmark: {result.seconds:.0f} s (without broker start/stop); "
+        f"load average (1/5/15 min) {load_before} before, {load_after} after.",
+    ]
+    if note:
+        lines.append(f"- Note: {note}")
+    for name in result.unsteady():
+        low, high = result.ratio_range(name) or (0.0, 0.0)
+        lines.append(
+            f"- **Unsteady:** the per-repetition ratios of `{name}` range from {low:.3g} to "
+            f"{high:.3g} (more than 20 % apart): the machine was busy or the raw measurement "
+            "too short; rerun, or raise `--events` / `--repeat`, before holding a stage to it."
+        )
+    lines += [
+        "",
+        format_markdown(result),
+        "",
+        "### Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in machine_block.items()),
+        "",
+        "### How to read this",
+        "",
+        "- The **ratios** are what later stages are held to: a stage's rate divided by the raw "
+        "rate of the same run, so the machine and its load cancel out. Absolute events/s vary "
+        "with the machine and whatever else runs on it; compare them only within one run.",
+        "- `encode_produce` vs `produce_raw` is the cost of Avro encoding (with the codec's "
+        f"validation) on the producer path: about {enc_us:.1f} µs/event here; the codec "
+        f"alone takes {1e6 / m['codec_encode'].median:.1f} µs/event (`codec_encode`).",
+        "- `consume_decode` vs `consume_raw` is the cost of decoding on the consumer path: "
+        f"about {dec_us:.1f} µs/event here; the codec alone takes "
+        f"{1e6 / m['codec_decode'].median:.1f} µs/event (`codec_decode`).",
+        "- The broker runs on the same machine as the clients, so produce and consume rates "
+        "include the broker's CPU use; on a dedicated cluster the raw rates would be higher "
+        "and the codec share of the time larger.",
+        "- A ratio range (per-repetition ratios) much wider than a few percent means the "
+        "machine was busy: rerun before drawing conclusions.",
+    ]
     return "\n".join(lines)
 
 

@@ -70,9 +70,12 @@ def load_average() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
-def describe(*, broker: str) -> dict[str, str]:
-    """The machine block: label -> value, in display order."""
-    import confluent_kafka
+def describe(*, broker: str | None = None) -> dict[str, str]:
+    """The machine block: label -> value, in display order.
+
+    ``broker`` describes the Kafka broker a section used; without one (a section that needs
+    no broker) the Kafka client, broker and Java rows are left out.
+    """
     import fastavro
 
     logical = os.cpu_count() or 0
@@ -83,16 +86,30 @@ def describe(*, broker: str) -> dict[str, str]:
         cores += f", {physical} physical"
     if usable != logical:
         cores += f", {usable} usable by this process"
-    return {
+    block = {
         "CPU": _cpu_model(),
         "cores": cores,
         "RAM": _ram(),
         "OS": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
-        "confluent-kafka": getattr(confluent_kafka, "__version__", None)
-        or str(confluent_kafka.version()),
-        "librdkafka": confluent_kafka.libversion()[0],
-        "Kafka broker": broker,
-        "Java": _java(),
-        "fastavro": fastavro.__version__,
     }
+    if broker is not None:
+        import confluent_kafka
+
+        block["confluent-kafka"] = getattr(confluent_kafka, "__version__", None) or str(
+            confluent_kafka.version()
+        )
+        block["librdkafka"] = confluent_kafka.libversion()[0]
+        block["Kafka broker"] = broker
+        block["Java"] = _java()
+    block["fastavro"] = f"{fastavro.__version__}{_fastavro_build()}"
+    return block
+
+
+def _fastavro_build() -> str:
+    """`` (C extension)`` or `` (pure Python)``: the two run at very different speeds."""
+    try:
+        from fastavro import _read, _write  # noqa: F401  (the compiled modules)
+    except ImportError:
+        return " (pure Python)"
+    return " (C extension)"
