@@ -212,6 +212,7 @@ def transactional_producer(
         # A transaction left open by a crashed process blocks read_committed readers of its
         # topics until it times out; keep that short (a batch commits within seconds).
         "transaction.timeout.ms": 30_000,
+        "logger": logs.librdkafka_logger(),  # served by poll(), flush() and the txn calls
     }
     prod = Producer(config)
     try:

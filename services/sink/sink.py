@@ -107,16 +107,26 @@ class ClickHouseSink:
         self._retry_at = 0.0
         self._delay = 0.5
         self._next_prune = 0.0
+        self._instance = cfg.instance_id or socket.gethostname()
+        # Static membership: a sink restarted under the same instance id takes its partitions
+        # back at once, without waiting for the dead process's session to expire.
+        self._max_poll_seconds = max(cfg.session_timeout_seconds * 2, 30.0)
         self._consumer = kafka_clients.consumer(
             settings.kafka,
             group_id=cfg.group_id,
             client_suffix="sink",
-            **{"session.timeout.ms": int(cfg.session_timeout_seconds * 1000)},
+            **{
+                "session.timeout.ms": int(cfg.session_timeout_seconds * 1000),
+                "group.instance.id": f"{cfg.group_id}.{self._instance}",
+                "max.poll.interval.ms": int(self._max_poll_seconds * 1000),
+            },
         )
-        instance = cfg.instance_id or socket.gethostname()
         self._producer = kafka_clients.transactional_producer(
-            settings.kafka, transactional_id=f"{cfg.group_id}.{instance}", client_suffix="sink"
+            settings.kafka,
+            transactional_id=f"{cfg.group_id}.{self._instance}",
+            client_suffix="sink",
         )
+        self._last_poll = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -144,6 +154,7 @@ class ClickHouseSink:
                     num_messages=min(self._batch.room(), cfg.consume_batch),
                     timeout=cfg.poll_timeout_seconds,
                 )
+                self._last_poll = time.monotonic()
                 if messages:
                     idle_since = time.monotonic()
                     self._handle(messages)
@@ -169,6 +180,7 @@ class ClickHouseSink:
         try:
             step()
         except _PLATFORM_ERRORS as exc:
+            _raise_if_fenced(exc, self._instance)
             self.stats.failures += 1
             log.error("%s; redoing from the committed offsets in %.1f s", exc, self._delay)
             self._batch.clear()
@@ -412,6 +424,14 @@ class ClickHouseSink:
             yield self._insert_rows(block.spec, rows, sources)
 
     def _insert_rows(self, spec: TableSpec, rows: list, sources: list[Source]) -> int:
+        # A sink that has not polled for max.poll.interval has been dropped from the group,
+        # and the partitions' new owner may already be writing them: stop before writing too.
+        stalled = time.monotonic() - self._last_poll
+        if stalled > 0.8 * self._max_poll_seconds:
+            raise KafkaError(
+                f"no poll for {stalled:.0f} s: the group may have moved these partitions on; "
+                "not inserting"
+            )
         try:
             self.store.insert(spec, rows)
             return len(rows)
@@ -472,6 +492,19 @@ class ClickHouseSink:
                 log.info("ledger: dropped %d old day(s)", len(dropped))
         except StorageError as exc:
             log.warning("ledger: pruning old entries failed (will retry in an hour): %s", exc)
+
+
+def _raise_if_fenced(exc: BaseException, instance: str) -> None:
+    """A fenced producer or member means another sink runs under our instance id: retrying
+    would fence it back and forth. Stop, saying what to change."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    fatal = getattr(error, "fatal", lambda: False)()
+    text = str(exc)
+    if fatal or "FENCED" in text.upper():
+        raise KafkaError(
+            f"another sink runs with instance id {instance!r} in this group ({text}); give each "
+            "sink its own CCTV_SINK__INSTANCE_ID"
+        ) from exc
 
 
 def _source(msg: Any) -> Source:
