@@ -151,6 +151,12 @@ class SinkSettings(_Section):
     consume_batch: int = Field(
         5000, ge=1, le=100_000, title="messages taken from Kafka per consume call"
     )
+    max_poll_interval_seconds: float = Field(
+        60.0,
+        ge=6,
+        title="a sink that does not poll Kafka for this long is dropped from its group; it "
+        "then writes nothing more for its old partitions",
+    )
     retry_max_seconds: float = Field(
         30.0, gt=0, title="longest pause between attempts when ClickHouse or Kafka fails"
     )

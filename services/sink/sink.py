@@ -110,7 +110,7 @@ class ClickHouseSink:
         self._instance = cfg.instance_id or socket.gethostname()
         # Static membership: a sink restarted under the same instance id takes its partitions
         # back at once, without waiting for the dead process's session to expire.
-        self._max_poll_seconds = max(cfg.session_timeout_seconds * 2, 30.0)
+        self._max_poll_seconds = max(cfg.session_timeout_seconds, cfg.max_poll_interval_seconds)
         self._consumer = kafka_clients.consumer(
             settings.kafka,
             group_id=cfg.group_id,
@@ -121,12 +121,17 @@ class ClickHouseSink:
                 "max.poll.interval.ms": int(self._max_poll_seconds * 1000),
             },
         )
-        self._producer = kafka_clients.transactional_producer(
-            settings.kafka,
-            transactional_id=f"{cfg.group_id}.{self._instance}",
+        self._producer: Any = self._new_producer()
+        self._last_poll = time.monotonic()
+
+    def _new_producer(self) -> Any:
+        # Same transactional id each time: a new producer fences whatever the previous one (in
+        # this process or a crashed one) left open, and aborts it on the broker.
+        return kafka_clients.transactional_producer(
+            self.settings.kafka,
+            transactional_id=f"{self.settings.sink.group_id}.{self._instance}",
             client_suffix="sink",
         )
-        self._last_poll = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -199,7 +204,17 @@ class ClickHouseSink:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         consumer.assign(partitions)
         consumer.pause(partitions)  # until the main loop has read their resume points
+        foreign = [tp for tp in partitions if tp.topic not in self._specs]
+        if foreign:
+            # A static member that rejoins with another subscription may be handed its old
+            # assignment: never read those, they belong to no table of ours.
+            log.warning(
+                "assigned partitions of topics this sink does not store, left paused: %s",
+                ", ".join(sorted({tp.topic for tp in foreign})),
+            )
         for tp in partitions:
+            if tp.topic not in self._specs:
+                continue
             key = (tp.topic, tp.partition)
             self._assigned.add(key)
             self._needs_setup.add(key)
@@ -363,6 +378,8 @@ class ClickHouseSink:
         if not positions:
             return
         fp = self._failpoints
+        if self._producer is None:
+            self._producer = self._new_producer()
         self._producer.begin_transaction()
         try:
             entries = batch.ledger_entries()
@@ -407,10 +424,20 @@ class ClickHouseSink:
                 self._producer.poll(0.1)
 
     def _abort(self) -> None:
+        """Abort the open transaction; if even that fails, drop the producer: the next flush
+        starts a new one, whose start fences and aborts what this one left open."""
+        if self._producer is None:
+            return
         try:
-            self._producer.abort_transaction(_KAFKA_TIMEOUT)
+            self._producer.abort_transaction(10)
+            return
         except KafkaException as exc:
-            log.warning("aborting the Kafka transaction failed (it will time out): %s", exc)
+            log.warning("aborting the Kafka transaction failed (%s); replacing the producer", exc)
+        try:
+            self._producer.purge()
+        except KafkaException:
+            pass
+        self._producer = None
 
     def _insert_block(self, block: Block):
         """Insert a table's rows one month (= one ClickHouse partition) at a time; yields the

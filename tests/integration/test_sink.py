@@ -53,7 +53,7 @@ def test_sink_resumes_after_clickhouse_offsets_when_commit_was_lost(engine_stack
     )
     run_sink(engine_stack)
     # Same data, but a new consumer group: Kafka has no committed offsets for it at all.
-    engine_stack.overrides = {"sink": {"group_id": "another-group"}}
+    engine_stack.overrides = {"sink": {"group_id": f"another-{engine_stack.run_id}"}}
     stats, rows, _ = run_sink(engine_stack, idle=2.0)
     assert rows == 10
     assert stats.inserted == 0
