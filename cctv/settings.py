@@ -160,6 +160,11 @@ class SinkSettings(_Section):
     retry_max_seconds: float = Field(
         30.0, gt=0, title="longest pause between attempts when ClickHouse or Kafka fails"
     )
+    avro_passthrough: bool = Field(
+        True,
+        title="embedded chDB: let ClickHouse decode plain event schemas (heartbeats) from "
+        "their Avro bytes instead of Python (services/sink/avro_passthrough.py)",
+    )
     ledger_retention_days: int = Field(
         7, ge=1, title="days of ledger entries kept (whole days are dropped)"
     )

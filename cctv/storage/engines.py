@@ -71,6 +71,15 @@ class ChdbEngine:
         ]
         self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + "\n".join(lines), "CSV")
 
+    def insert_avro(self, table: str, container: bytes) -> None:
+        """Insert an Avro Object Container File; ClickHouse maps its fields to columns by name."""
+        try:
+            inserter = self._session.send_insert(f"INSERT INTO {table}", "Avro")
+            inserter.append(container)
+            inserter.finish()
+        except Exception as exc:
+            raise StorageError(f"chDB: {exc} (Avro insert into {table})") from exc
+
     def close(self) -> None:
         self._session.close()
 

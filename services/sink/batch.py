@@ -34,11 +34,14 @@ class Source:
 
 @dataclass
 class Block:
-    """The rows of one table in a batch, and the message each row came from."""
+    """The rows of one table in a batch, and the message each row came from. `kind` says what
+    a row is: "rows" (a tuple of column values) or "avro" (the message's Avro frame, for the
+    chDB passthrough; see services/sink/avro_passthrough.py)."""
 
     spec: TableSpec
-    rows: list[Sequence[Any]] = field(default_factory=list)
-    sources: list[Source] = field(default_factory=list)
+    kind: str = "rows"
+    rows: list[Any] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)  # Source, or the Kafka message itself
     months: list[int] = field(default_factory=list)  # toYYYYMM of each row, 0 if unknown
 
 
@@ -58,7 +61,7 @@ class InsertContext:
         self.max_rows = max_rows
         self.max_seconds = max_seconds
         self._clock = clock
-        self._blocks: dict[str, Block] = {}
+        self._blocks: dict[tuple[str, str], Block] = {}
         # Next offset to commit per (topic, partition): every message before it is accounted for.
         self._positions: dict[tuple[str, int], int] = {}
         # Where the batch began per (topic, partition): the committed position then.
@@ -78,14 +81,15 @@ class InsertContext:
         partition: int,
         offset: int,
         month: int | None = None,
-        source: Source | None = None,
+        source: Any = None,
         start: int | None = None,
+        kind: str = "rows",
     ) -> None:
         """A row for `spec`'s table. `month` is its toYYYYMM partition (None: unknown);
         `start` is the partition's position before this batch (default: this offset)."""
-        block = self._blocks.get(spec.name)
+        block = self._blocks.get((spec.name, kind))
         if block is None:
-            block = self._blocks[spec.name] = Block(spec)
+            block = self._blocks[(spec.name, kind)] = Block(spec, kind)
         block.rows.append(row)
         block.months.append(month or 0)
         if source is not None:

@@ -48,6 +48,7 @@ from cctv.storage.tables import TableSpec, month_of, table_for_schema
 from cctv.topics import TopicRegistry, TopicSpec
 from schemas.codec import AvroCodec
 from schemas.errors import SchemaError
+from services.sink.avro_passthrough import Passthrough
 from services.sink.batch import Block, InsertContext, Source
 
 log = logging.getLogger("cctv.sink")
@@ -90,11 +91,20 @@ class ClickHouseSink:
         cfg = settings.sink
         self._specs: dict[str, tuple[TopicSpec, TableSpec]] = {}
         self._builders = {}
+        self._passthrough: dict[str, Passthrough | None] = {}
+        avro_engine = hasattr(store.engine, "insert_avro")
         for logical in cfg.topics:
             spec = topics[logical]
             table = table_for_schema(spec.schema_name)
             self._specs[spec.name] = (spec, table)
             self._builders[spec.name] = store.row_builder(table)
+            latest = codec.registry.get(spec.schema_name)
+            self._passthrough[spec.name] = (
+                Passthrough.for_table(table, latest.raw, latest.fingerprint, store.engine.dialect)
+                if avro_engine and cfg.avro_passthrough
+                else None
+            )
+        self._source_bytes: dict[tuple[str, int], bytes] = {}
         self._dlq_topic = topics["dead_letters"].name
         self._batch = InsertContext(max_rows=cfg.batch_max_rows, max_seconds=cfg.batch_max_seconds)
         self._ledger = Ledger(store.engine, database=store.database, sink_group=cfg.group_id)
@@ -294,6 +304,8 @@ class ClickHouseSink:
     def _handle(self, messages: Sequence[Any]) -> None:
         ingested_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
         batch = self._batch
+        stats = self.stats
+        positions = self._positions
         for msg in messages:
             if msg.error():
                 log.warning("kafka: %s", msg.error())
@@ -302,53 +314,79 @@ class ClickHouseSink:
             key = (topic, partition)
             if key in self._needs_setup or key not in self._assigned:
                 continue  # fetched before a pause or a revoke: read again after the seek
-            position = self._positions.get(key)
+            position = positions.get(key)
             if position is not None and offset < position:
                 continue  # delivered twice by the client: already accounted for
-            self.stats.consumed += 1
-            self._positions[key] = offset + 1
+            stats.consumed += 1
+            positions[key] = offset + 1
             skip = self._skip.get(key)
             if skip is not None:
                 if offset <= skip[0]:
                     if offset in skip[1]:
                         batch.skip(topic=topic, partition=partition, offset=offset, start=position)
-                        self.stats.skipped += 1
+                        stats.skipped += 1
                         continue
                 else:
                     del self._skip[key]
-            _, table = self._specs[topic]
-            try:
-                decoded = self.codec.decode(
-                    msg.value() or b"", expected=self._specs[topic][0].schema_name
-                )
-                record = decoded.record
-                row = self._builders[topic](record, topic, partition, offset, ingested_at)
-                month = month_of(record[table.time_column])
-            except (SchemaError, CctvError, ValueError, TypeError, KeyError) as exc:
-                if isinstance(exc, StorageError):
-                    raise
-                source = _source(msg)
+            value = msg.value() or b""
+            passthrough = self._passthrough[topic]
+            if passthrough is not None:
+                millis = passthrough.time_of(value)
+                if millis is not None:
+                    source = self._source_bytes.get(key)
+                    if source is None:
+                        source = self._source_bytes[key] = Passthrough.source_bytes(*key)
+                    batch.add(
+                        passthrough.spec,
+                        (value, source, offset),
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                        month=passthrough.month_of(millis),
+                        source=msg,
+                        start=position,
+                        kind="avro",
+                    )
+                    continue
+            row, month, error = self._row(topic, partition, offset, value, ingested_at)
+            if error is not None:
                 batch.add_dead_letter(
                     topic.encode(),
-                    self._letter(source, exc),
+                    self._letter(_source(msg), error),
                     topic=topic,
                     partition=partition,
                     offset=offset,
                     start=position,
                 )
-                continue
-            batch.add(
-                table,
-                row,
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                month=month,
-                source=_source(msg),
-                start=position,
-            )
+            else:
+                batch.add(
+                    self._specs[topic][1],
+                    row,
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    month=month,
+                    source=msg,
+                    start=position,
+                )
 
-    def _letter(self, source: Source, exc: BaseException) -> bytes:
+    def _row(
+        self, topic: str, partition: int, offset: int, value: bytes, ingested_at: dt.datetime
+    ) -> tuple[Any, int, BaseException | None]:
+        """(row, month, None) for a good message, (None, 0, error) for a dead letter."""
+        spec, table = self._specs[topic]
+        try:
+            record = self.codec.decode(value, expected=spec.schema_name).record
+            row = self._builders[topic](record, topic, partition, offset, ingested_at)
+            return row, month_of(record[table.time_column]), None
+        except StorageError:
+            raise
+        except (SchemaError, CctvError, ValueError, TypeError, KeyError) as exc:
+            return None, 0, exc
+
+    def _letter(self, source: Any, exc: BaseException) -> bytes:
+        if not isinstance(source, Source):
+            source = _source(source)
         record = dead_letter(
             processor=PROCESSOR,
             producer=f"{self.settings.kafka.client_id}-sink",
@@ -387,8 +425,14 @@ class ClickHouseSink:
                 self._ledger.record(uuid.uuid4().hex, entries)
                 fp.hit("sink.after_ledger")
             inserted = 0
+            ingested_ms = int(time.time()) * 1000
             for block in list(batch.blocks()):
-                for rows in self._insert_block(block):
+                insert = (
+                    self._insert_block(block)
+                    if block.kind == "rows"
+                    else self._insert_avro_block(block, ingested_ms)
+                )
+                for rows in insert:
                     inserted += 1
                     if inserted == 1:
                         fp.hit("sink.after_first_insert")
@@ -450,7 +494,41 @@ class ClickHouseSink:
             sources = [block.sources[i] for i in indexes]
             yield self._insert_rows(block.spec, rows, sources)
 
-    def _insert_rows(self, spec: TableSpec, rows: list, sources: list[Source]) -> int:
+    def _insert_avro_block(self, block: Block, ingested_ms: int):
+        """The passthrough's rows, one Avro container per month. A container ClickHouse refuses
+        (a corrupt body, a value it cannot read) is redone message by message in Python, where
+        each bad message becomes its own dead letter."""
+        by_month: dict[int, list[int]] = {}
+        for i in range(len(block.rows)):
+            by_month.setdefault(block.months[i], []).append(i)
+        ingested_at = dt.datetime.fromtimestamp(ingested_ms / 1000, dt.UTC)
+        table = f"{self.store.database}.{block.spec.name}"
+        for _, indexes in sorted(by_month.items()):
+            items = [block.rows[i] for i in indexes]
+            sources = [block.sources[i] for i in indexes]
+            self._check_poll_interval()
+            through = self._passthrough[sources[0].topic()]
+            try:
+                self.store.engine.insert_avro(table, through.container(items, ingested_ms))
+                yield len(items)
+                continue
+            except StorageUnavailable:
+                raise
+            except StorageError as exc:
+                log.warning("Avro insert refused, redoing %d rows in Python: %s", len(items), exc)
+            rows, good = [], []
+            for (value, _, offset), msg in zip(items, sources, strict=True):
+                row, _, error = self._row(msg.topic(), msg.partition(), offset, value, ingested_at)
+                if error is None:
+                    rows.append(row)
+                    good.append(msg)
+                else:
+                    self._batch.dead_letters.append(
+                        (msg.topic().encode(), self._letter(msg, error))
+                    )
+            yield self._insert_rows(block.spec, rows, good) if rows else 0
+
+    def _check_poll_interval(self) -> None:
         # A sink that has not polled for max.poll.interval has been dropped from the group,
         # and the partitions' new owner may already be writing them: stop before writing too.
         stalled = time.monotonic() - self._last_poll
@@ -459,6 +537,9 @@ class ClickHouseSink:
                 f"no poll for {stalled:.0f} s: the group may have moved these partitions on; "
                 "not inserting"
             )
+
+    def _insert_rows(self, spec: TableSpec, rows: list, sources: list[Any]) -> int:
+        self._check_poll_interval()
         try:
             self.store.insert(spec, rows)
             return len(rows)
@@ -478,13 +559,9 @@ class ClickHouseSink:
         refused = self._refused(spec, rows, list(range(len(rows))))
         for i, error in refused:
             self.stats.rejected += 1
-            field_name = _field_of(str(error))
-            self._batch.dead_letters.append(
-                (
-                    sources[i].topic.encode(),
-                    self._letter(sources[i], RowRejected(str(error), field=field_name)),
-                )
-            )
+            source = sources[i] if isinstance(sources[i], Source) else _source(sources[i])
+            letter = self._letter(source, RowRejected(str(error), field=_field_of(str(error))))
+            self._batch.dead_letters.append((source.topic.encode(), letter))
         bad = {i for i, _ in refused}
         good = [row for i, row in enumerate(rows) if i not in bad]
         if good:
