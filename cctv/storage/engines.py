@@ -10,7 +10,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -51,6 +55,8 @@ class ChdbEngine:
             ) from exc
         self.dialect = MODERN
         self.description = f"embedded chDB at {path}"
+        self._spool = Path(tempfile.mkdtemp(prefix="cctv-chdb-"))
+        self._spooled = itertools.count()
 
     def execute(self, sql: str) -> None:
         self._run(sql, "CSV")
@@ -71,17 +77,27 @@ class ChdbEngine:
         ]
         self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + "\n".join(lines), "CSV")
 
-    def insert_avro(self, table: str, container: bytes) -> None:
-        """Insert an Avro Object Container File; ClickHouse maps its fields to columns by name."""
+    def insert_avro(self, table: str, columns: Sequence[str], container: bytes) -> None:
+        """Insert an Avro Object Container File, its fields mapped to `columns` by name.
+
+        Through a file and the `file()` table function rather than chDB's streaming inserter:
+        after a refused stream the inserter's next use failed too, while a failed query leaves
+        nothing behind."""
+        path = self._spool / f"insert-{os.getpid()}-{next(self._spooled)}.avro"
+        names = ", ".join(f"`{c}`" for c in columns)
         try:
-            inserter = self._session.send_insert(f"INSERT INTO {table}", "Avro")
-            inserter.append(container)
-            inserter.finish()
-        except Exception as exc:
-            raise StorageError(f"chDB: {exc} (Avro insert into {table})") from exc
+            path.write_bytes(container)
+            self._run(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM file('{path}', 'Avro')", "CSV"
+            )
+        except OSError as exc:
+            raise StorageError(f"chDB: cannot write {path}: {exc}") from exc
+        finally:
+            path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self._session.close()
+        shutil.rmtree(self._spool, ignore_errors=True)
 
     def _run(self, sql: str, fmt: str) -> Any:
         try:

@@ -509,7 +509,11 @@ class ClickHouseSink:
             self._check_poll_interval()
             through = self._passthrough[sources[0].topic()]
             try:
-                self.store.engine.insert_avro(table, through.container(items, ingested_ms))
+                self.store.engine.insert_avro(
+                    table,
+                    self.store.column_names(block.spec),
+                    through.container(items, ingested_ms),
+                )
                 yield len(items)
                 continue
             except StorageUnavailable:
