@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks import codec_speed, kafka_baseline, report
+from benchmarks import codec_speed, kafka_baseline, report, sink_speed
 from benchmarks.section import Context, Section
 
 DEFAULT_EVENTS = 200_000
@@ -38,6 +38,13 @@ SECTIONS: tuple[Section, ...] = (
         description="AvroCodec encode / decode / decode_many against bare fastavro (no Kafka)",
         needs_broker=False,
         run=codec_speed.run_section,
+    ),
+    Section(
+        name=sink_speed.SECTION,
+        description="ClickHouse sink rows/s into chDB and the 18.16 server, peak memory "
+        "(starts a broker and a ClickHouse server)",
+        needs_broker=True,
+        run=sink_speed.run_section,
     ),
 )
 

@@ -376,11 +376,12 @@ def produce(
     for i, (key, value) in enumerate(zip(keys, values, strict=True), 1):
         if encode is not None:
             value = encode(value)
-        try:
-            send(topic, value, key, on_delivery=on_delivery)
-        except BufferError:  # local queue full: serve delivery reports, then retry once
-            poll(0.1)
-            send(topic, value, key, on_delivery=on_delivery)
+        while True:
+            try:
+                send(topic, value, key, on_delivery=on_delivery)
+                break
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                poll(0.1)
         poll(0)
         if progress is not None and i % step == 0:
             progress.update(i)

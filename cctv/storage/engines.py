@@ -88,7 +88,9 @@ class ChdbEngine:
         try:
             path.write_bytes(container)
             self._run(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM file('{path}', 'Avro')", "CSV"
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM file('{path}', 'Avro') "
+                "SETTINGS max_threads = 1, max_insert_threads = 1",
+                "CSV",
             )
         except OSError as exc:
             raise StorageError(f"chDB: cannot write {path}: {exc}") from exc

@@ -101,18 +101,24 @@ class Column:
         logical = self.avro_type.get("logicalType") if isinstance(self.avro_type, dict) else None
         name, lo, hi = self.name, dialect.time_min, dialect.time_max
         if logical == "timestamp-millis":
+            utc = dt.UTC
+            # 18.16's DateTime is whole seconds: hand the driver epoch seconds, which it sends
+            # as they are (a datetime costs it a timezone conversion per value).
+            seconds = not dialect.datetime64
 
             def timestamp(value: Any) -> Any:
                 if value is None:
                     return empty
-                naive = value.astimezone(dt.UTC).replace(tzinfo=None)
+                naive = (value if value.tzinfo is utc else value.astimezone(utc)).replace(
+                    tzinfo=None
+                )
                 if not lo <= naive <= hi:
                     raise RowRejected(
                         f"{name}: {value.isoformat()} is outside what a {base} column holds "
                         f"({lo:%Y-%m-%d} to {hi:%Y-%m-%d %H:%M:%S} UTC)",
                         field=name,
                     )
-                return naive
+                return int(value.timestamp()) if seconds else naive
 
             return timestamp
         if self.avro_type in ("string", "int", "long", "float", "double") or (

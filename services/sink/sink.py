@@ -129,6 +129,9 @@ class ClickHouseSink:
                 "session.timeout.ms": int(cfg.session_timeout_seconds * 1000),
                 "group.instance.id": f"{cfg.group_id}.{self._instance}",
                 "max.poll.interval.ms": int(self._max_poll_seconds * 1000),
+                # librdkafka prefetches up to 64 MiB by default; a batch is far smaller, and
+                # the sink's memory is measured (docs/BENCHMARKS.md).
+                "queued.max.messages.kbytes": 16384,
             },
         )
         self._producer: Any = self._new_producer()

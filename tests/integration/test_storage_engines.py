@@ -136,3 +136,24 @@ def test_registered_cameras_by_province_takes_the_latest_count(store):
         store.insert(spec, [store.build_row(spec, record, SourcePosition("inv", 0, offset), NOW)])
     rows = store.registered_cameras_by_province()
     assert [(r["province_code"], int(r["registered_cameras"])) for r in rows] == [("TH-50", 3)]
+
+
+@pytest.mark.chserver
+def test_the_server_under_test_is_debians_18_16(clickhouse_server_url):
+    """The server half of every two-engine test must be the old server this project promises
+    to support, not whatever happens to be installed: the portable DDL is only proven there.
+    (With CCTV_TEST_CLICKHOUSE_URL an operator points the tests at another server on purpose,
+    and CCTV_TEST_CLICKHOUSE_VERSION says which version to expect, default 18.16.)"""
+    import os
+
+    from cctv.storage.engines import ServerEngine
+    from cctv.storage.tables import LEGACY
+
+    engine = ServerEngine(clickhouse_server_url)
+    try:
+        expected = os.environ.get("CCTV_TEST_CLICKHOUSE_VERSION", "18.16")
+        assert engine.version.startswith(expected + "."), engine.version
+        if expected == "18.16":
+            assert engine.dialect == LEGACY
+    finally:
+        engine.close()

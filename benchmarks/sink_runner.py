@@ -1,0 +1,58 @@
+"""One measured sink run, in its own process so its peak memory is its own.
+
+``python -m benchmarks.sink_runner`` reads its settings like every process (CCTV_SETTINGS_FILE),
+drains the sink's topics into ClickHouse with the production sink, and prints one JSON line:
+rows written per table, the seconds from the first consumed message to the last commit, and
+the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+from cctv.context import Context
+from cctv.settings import Settings
+from services.sink.sink import ClickHouseSink
+
+
+def main() -> int:
+    ctx = Context.load(Settings.load())
+    store = ctx.open_store()
+    store.create_schema()
+    marks: dict[str, float] = {}
+    sink = ClickHouseSink(
+        settings=ctx.settings,
+        topics=ctx.topics,
+        codec=ctx.codec,
+        store=store,
+        on_flush=lambda _: marks.__setitem__("last_commit", time.perf_counter()),
+    )
+    handle = sink._handle
+
+    def timed_handle(messages):  # the clock starts at the first message handed to the sink
+        marks.setdefault("first_message", time.perf_counter())
+        handle(messages)
+
+    sink._handle = timed_handle
+    try:
+        stats = sink.run(max_idle_seconds=2.0)
+    finally:
+        store.engine.close()
+    result = {
+        "rows": stats.by_table,
+        "consumed": stats.consumed,
+        "dead_lettered": stats.dead_lettered,
+        "failures": stats.failures,
+        "seconds": marks.get("last_commit", 0.0) - marks.get("first_message", 0.0),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "engine": store.engine.description,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
