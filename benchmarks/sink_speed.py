@@ -67,6 +67,10 @@ class Variant:
     def peak_mib(self) -> float:
         return max(r["peak_rss_mib"] for r in self.runs)
 
+    @property
+    def peak_anonymous_mib(self) -> float:
+        return max(r["peak_anonymous_mib"] for r in self.runs)
+
 
 def _topics_file(root: Path, prefix: str) -> Path:
     registry = yaml.safe_load((CONFIG_DIR / "topics.yaml").read_text(encoding="utf-8"))
@@ -101,7 +105,8 @@ def _run_sink(settings: dict[str, Any], root: Path, name: str, log: TextIO) -> d
     result["heartbeat_rows"] = rows
     print(
         f"  {name}: {rows:,} rows in {result['seconds']:.2f} s = {result['rows_per_s']:,.0f} "
-        f"rows/s, peak {result['peak_rss_mib']:.0f} MiB",
+        f"rows/s, peak RSS {result['peak_rss_mib']:.0f} MiB "
+        f"(anonymous {result['peak_anonymous_mib']:.0f} MiB)",
         file=log,
     )
     return result
@@ -214,8 +219,8 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
         lines.append(f"- {result['server_note']}")
     lines += [
         "",
-        "| sink into | median rows/s | range | vs consume_decode | peak RSS | "
-        f"goal ≥ {GOAL_ROWS:,} rows/s | goal ≥ {GOAL_RATIO} | goal < {GOAL_MIB} MiB |",
+        "| sink into | median rows/s | range | vs consume_decode | peak RSS (of it heap) | "
+        f"goal ≥ {GOAL_ROWS:,} rows/s | goal ≥ {GOAL_RATIO} | goal RSS < {GOAL_MIB} MiB |",
         "|---|---:|---:|---:|---:|---|---|---|",
     ]
     for v in result["variants"]:
@@ -223,10 +228,19 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
         ratio = v.median / baseline
         lines.append(
             f"| {v.name} | {v.median:,.0f} | {min(rates):,.0f} – {max(rates):,.0f} | "
-            f"{ratio:.2f} | {v.peak_mib:.0f} MiB | {_verdict(v.median >= GOAL_ROWS)} | "
+            f"{ratio:.2f} | {v.peak_mib:.0f} MiB ({v.peak_anonymous_mib:.0f} MiB) | "
+            f"{_verdict(v.median >= GOAL_ROWS)} | "
             f"{_verdict(ratio >= GOAL_RATIO)} | {_verdict(v.peak_mib < GOAL_MIB)} |"
         )
-    lines += ["", f"Broker: {broker}."]
+    lines += [
+        "",
+        "Peak RSS is the process's maximum resident set (`ru_maxrss`); in brackets the highest "
+        "anonymous (heap) part, sampled every 20 ms. Importing chDB maps ~200 MiB of its "
+        "shared library's code into every process that uses it: resident, but file-backed, "
+        "shared and reclaimable. The server sink has no chDB in it.",
+        "",
+        f"Broker: {broker}.",
+    ]
     return "\n".join(lines)
 
 
