@@ -92,11 +92,15 @@ def admin(settings: KafkaSettings) -> AdminClient:
     return _AdminClient(settings.client_config() | {"logger": logs.librdkafka_logger()})
 
 
-def wait_delivered(prod: Producer, *, timeout: float = 30) -> None:
-    """Flush and fail loudly if anything is still undelivered."""
+def wait_delivered(prod: Producer, failures: list[str], *, timeout: float = 30) -> None:
+    """Flush, and fail loudly if anything is undelivered: still pending after `timeout`, or
+    refused by Kafka -- which only the delivery reports tell, so every message must have been
+    produced with `on_delivery=delivery_recorder(failures)`."""
     remaining = prod.flush(timeout)
     if remaining:
         raise KafkaError(f"{remaining} message(s) not acknowledged by Kafka within {timeout:.0f} s")
+    if failures:
+        raise KafkaError(f"Kafka did not accept {len(failures)} message(s): {failures[0]}")
 
 
 def delivery_recorder(failures: list[str]) -> Callable[[Any, Any], None]:

@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from cctv import kafka as kafka_clients
 from cctv.context import Context
 from cctv.deadletter import dead_letter
-from cctv.exceptions import ConfigError, InputError, KafkaError
+from cctv.exceptions import ConfigError, InputError
 from cctv.records import RecordBuilder
 from schemas.errors import SchemaError
 
@@ -128,7 +128,5 @@ def publish_records(
         report.published += 1
         if on_progress is not None and report.published % PROGRESS_EVERY == 0:
             on_progress(report.published)
-    kafka_clients.wait_delivered(producer)
-    if failures:
-        raise KafkaError(f"Kafka did not accept {len(failures)} message(s): {failures[0]}")
+    kafka_clients.wait_delivered(producer, failures)
     return report

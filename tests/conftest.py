@@ -198,9 +198,18 @@ class Stack:
 
         ctx = self.context()
         producer = kafka_clients.producer(ctx.settings.kafka, client_suffix="test")
+        failures: list[str] = []
+        on_delivery = kafka_clients.delivery_recorder(failures)
         for key, value in values:
-            producer.produce(ctx.topics[logical].name, key=key, value=value)
-        kafka_clients.wait_delivered(producer)
+            while True:
+                try:
+                    producer.produce(
+                        ctx.topics[logical].name, key=key, value=value, on_delivery=on_delivery
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        kafka_clients.wait_delivered(producer, failures)
 
     def read_topic(
         self,

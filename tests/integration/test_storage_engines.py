@@ -157,3 +157,28 @@ def test_the_server_under_test_is_debians_18_16(clickhouse_server_url):
             assert engine.dialect == LEGACY
     finally:
         engine.close()
+
+
+def test_a_dead_letter_written_twice_collapses(store):
+    """The same failure dead-lettered twice (at-least-once: a worker restarted before its
+    offset commit) is the same row: same source message, same id, same time and partition."""
+    ctx, store = store
+    spec = table_for_schema("dead_letter")
+    source_time = dt.datetime(2020, 12, 31, 16, 59, 59, tzinfo=dt.UTC)
+    for dlq_offset in (7, 19):  # two copies on the dead-letter topic
+        letter = dead_letter(
+            processor="inventory.place-cameras",
+            producer="worker",
+            topic="cctv.inbound.camera-registrations.v1",
+            partition=2,
+            offset=4411,
+            key=b"CM-1",
+            payload=b"\xc3\x01broken",
+            error=DecodeError("corrupt", reason_code="undecodable"),
+            occurred_at=source_time,
+        )
+        record = ctx.codec.decode(ctx.codec.encode("dead_letter", letter)).record
+        row = store.build_row(spec, record, SourcePosition("dlq", 0, dlq_offset), NOW)
+        store.insert(spec, [row])
+    assert store.count("dead_letters") == 2
+    assert store.count("dead_letters", final=True) == 1
