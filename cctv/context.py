@@ -39,7 +39,9 @@ class Context:
     def open_store(self) -> Store:
         ch = self.settings.clickhouse
         engine = open_engine(
-            url=ch.url.get_secret_value() if ch.url else None, chdb_path=ch.chdb_path
+            url=ch.url.get_secret_value() if ch.url else None,
+            chdb_path=ch.chdb_path,
+            http_port=ch.http_port,
         )
         latest = {
             name: self.schemas.raw(name, self.schemas.versions(name)[-1])

@@ -100,6 +100,13 @@ class ClickHouseSettings(_Section):
         DEFAULT_DATA_DIR / "chdb", title="data directory of embedded chDB (default: data_dir/chdb)"
     )
     database: str = Field("cctv", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", title="database name")
+    http_port: int | None = Field(
+        8123,
+        ge=1,
+        le=65535,
+        title="the server's HTTP port (8443 for clickhouses://), used by the sink's bulk "
+        "path for heartbeats; none = native protocol only",
+    )
 
     @field_validator("url")
     @classmethod

@@ -52,10 +52,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def clickhouse_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def clickhouse_server_url(clickhouse_server: tuple[str, int | None]) -> str:
+    return clickhouse_server[0]
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int | None]]:
+    """(native URL, HTTP port) of the ClickHouse server under test."""
     given = os.environ.get("CCTV_TEST_CLICKHOUSE_URL")
     if given:
-        yield given
+        http = os.environ.get("CCTV_TEST_CLICKHOUSE_HTTP_PORT")
+        yield given, int(http) if http else None
         return
     from infra.clickhouse.server import ClickHouseServer
     from infra.ports import free_ports
@@ -66,7 +73,7 @@ def clickhouse_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )
     server.start(timeout=90)
     try:
-        yield server.url
+        yield server.url, http
     finally:
         server.stop()
 
@@ -79,6 +86,7 @@ class Stack:
     bootstrap: str
     run_id: str
     clickhouse_url: str | None = None
+    clickhouse_http_port: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
 
@@ -113,6 +121,7 @@ class Stack:
         }
         if self.clickhouse_url:
             data["clickhouse"]["url"] = self.clickhouse_url
+            data["clickhouse"]["http_port"] = self.clickhouse_http_port
         _deep_merge(data, self.overrides)
         return data
 
@@ -290,7 +299,9 @@ def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Stack]:
 def engine_stack(request: pytest.FixtureRequest, stack: Stack) -> Stack:
     """The same test on embedded chDB and on the real ClickHouse server."""
     if request.param == "server":
-        stack.clickhouse_url = request.getfixturevalue("clickhouse_server_url")
+        stack.clickhouse_url, stack.clickhouse_http_port = request.getfixturevalue(
+            "clickhouse_server"
+        )
     return stack
 
 

@@ -5,16 +5,25 @@
   server.
 - `ServerEngine`: a ClickHouse server over the native protocol (clickhouse-driver), any version
   from Debian's 18.16 up; its `dialect` says which DDL it understands.
+
+Both also take rows as an Avro Object Container File (`insert_avro`, the sink's bulk path):
+chDB reads it itself; for a server, an in-memory chDB turns it into RowBinary of the table's own
+column types, which the server takes over HTTP -- 18.16 reads no Avro, and building the rows in
+Python costs ~10x more per row (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import json
 import os
 import shutil
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +43,10 @@ class Engine(Protocol):
     def query(self, sql: str) -> list[dict[str, Any]]: ...
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def accepts_avro(self) -> bool: ...
+
+    def insert_avro(self, table: str, columns: Sequence[str], container: bytes) -> None: ...
 
     def close(self) -> None: ...
 
@@ -77,6 +90,9 @@ class ChdbEngine:
         ]
         self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + "\n".join(lines), "CSV")
 
+    def accepts_avro(self) -> bool:
+        return True
+
     def insert_avro(self, table: str, columns: Sequence[str], container: bytes) -> None:
         """Insert an Avro Object Container File, its fields mapped to `columns` by name.
 
@@ -117,7 +133,7 @@ def _json_value(value: Any) -> Any:
 
 
 class ServerEngine:
-    def __init__(self, url: str, *, connect_timeout: float = 10):
+    def __init__(self, url: str, *, connect_timeout: float = 10, http_port: int | None = None):
         from clickhouse_driver import Client
         from clickhouse_driver.errors import Error as DriverError
         from clickhouse_driver.errors import NetworkError, SocketTimeoutError
@@ -136,6 +152,88 @@ class ServerEngine:
             raise StorageUnavailable(f"cannot reach {self.description}: {exc}") from exc
         self.version = version
         self.dialect = dialect_for_version(version)
+        self._http = None
+        if http_port:
+            scheme = "https" if parts.scheme == "clickhouses" else "http"
+            self._http = (
+                f"{scheme}://{parts.hostname}:{http_port}/",
+                user,
+                unquote(parts.password or ""),
+            )
+        self._transcoder: Any = None
+        self._column_types: dict[str, dict[str, str]] = {}
+        self._spool: Path | None = None
+        self._spooled = itertools.count()
+
+    def accepts_avro(self) -> bool:
+        """Whether `insert_avro` can work: the HTTP port answers ClickHouse's /ping."""
+        if self._http is None:
+            return False
+        try:
+            with urllib.request.urlopen(self._http[0] + "ping", timeout=5) as response:
+                return response.read().strip() == b"Ok."
+        except OSError:
+            return False
+
+    def insert_avro(self, table: str, columns: Sequence[str], container: bytes) -> None:
+        if self._http is None:
+            raise StorageError(f"{self.description}: no HTTP port configured for Avro inserts")
+        types = self._types(table)
+        missing = [c for c in columns if c not in types]
+        if missing:
+            raise StorageError(f"{self.description}: {table} has no column(s) {missing}")
+        if self._transcoder is None:
+            import chdb.session
+
+            # In memory: a parser that stores nothing. chDB has one embedded server per process,
+            # so this cannot run beside an open ChdbEngine (a sink uses one engine, never both).
+            self._transcoder = chdb.session.Session()
+            self._spool = Path(tempfile.mkdtemp(prefix="cctv-transcode-"))
+        assert self._spool is not None
+        path = self._spool / f"rows-{os.getpid()}-{next(self._spooled)}.avro"
+        select = ", ".join(f"CAST(`{c}` AS {types[c]}) AS `{c}`" for c in columns)
+        try:
+            path.write_bytes(container)
+            result = self._transcoder.query(
+                f"SELECT {select} FROM file('{path}', 'Avro') SETTINGS max_threads = 1",
+                "RowBinary",
+            )
+            body = result.bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+        except Exception as exc:
+            raise StorageError(f"chDB could not read the Avro rows for {table}: {exc}") from exc
+        finally:
+            path.unlink(missing_ok=True)
+        names = ", ".join(f"`{c}`" for c in columns)
+        self._post(f"INSERT INTO {table} ({names}) FORMAT RowBinary", body)
+
+    def _types(self, table: str) -> dict[str, str]:
+        if table not in self._column_types:
+            database, _, name = table.rpartition(".")
+            rows = self.query(
+                "SELECT name, type FROM system.columns "
+                f"WHERE database = '{database}' AND table = '{name}'"
+            )
+            self._column_types[table] = {r["name"]: r["type"] for r in rows}
+        return self._column_types[table]
+
+    def _post(self, query: str, body: bytes) -> None:
+        assert self._http is not None
+        base, user, password = self._http
+        request = urllib.request.Request(
+            base + "?" + urllib.parse.urlencode({"query": query}), data=body, method="POST"
+        )
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace").strip()
+            raise StorageError(f"{self.description} (HTTP): {detail[:500]}") from exc
+        except OSError as exc:  # refused, reset, timed out: the server is not there
+            raise StorageUnavailable(f"{self.description} (HTTP): {exc}") from exc
 
     def execute(self, sql: str) -> None:
         self._call(sql)
@@ -152,6 +250,12 @@ class ServerEngine:
 
     def close(self) -> None:
         self._client.disconnect()
+        if self._transcoder is not None:
+            # chDB runs one embedded server per process: release it for whoever comes next.
+            self._transcoder.close()
+            self._transcoder = None
+        if self._spool is not None:
+            shutil.rmtree(self._spool, ignore_errors=True)
 
     def _call(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
         try:
@@ -163,6 +267,6 @@ class ServerEngine:
             raise StorageError(f"{self.description}: {exc} (statement: {sql[:200]})") from exc
 
 
-def open_engine(*, url: str | None, chdb_path: Path) -> Engine:
+def open_engine(*, url: str | None, chdb_path: Path, http_port: int | None = None) -> Engine:
     """A server when a URL is configured, otherwise embedded chDB."""
-    return ServerEngine(url) if url else ChdbEngine(chdb_path)
+    return ServerEngine(url, http_port=http_port) if url else ChdbEngine(chdb_path)

@@ -92,7 +92,13 @@ class ClickHouseSink:
         self._specs: dict[str, tuple[TopicSpec, TableSpec]] = {}
         self._builders = {}
         self._passthrough: dict[str, Passthrough | None] = {}
-        avro_engine = hasattr(store.engine, "insert_avro")
+        avro_engine = cfg.avro_passthrough and store.engine.accepts_avro()
+        if cfg.avro_passthrough and not avro_engine:
+            log.warning(
+                "%s does not answer on its HTTP port: every row goes through the Python path "
+                "(set clickhouse.http_port, or sink.avro_passthrough: false to silence this)",
+                store.engine.description,
+            )
         for logical in cfg.topics:
             spec = topics[logical]
             table = table_for_schema(spec.schema_name)
@@ -101,7 +107,7 @@ class ClickHouseSink:
             latest = codec.registry.get(spec.schema_name)
             self._passthrough[spec.name] = (
                 Passthrough.for_table(table, latest.raw, latest.fingerprint, store.engine.dialect)
-                if avro_engine and cfg.avro_passthrough
+                if avro_engine
                 else None
             )
         self._source_bytes: dict[tuple[str, int], bytes] = {}

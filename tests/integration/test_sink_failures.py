@@ -149,7 +149,7 @@ def test_rows_an_engine_refuses_are_found_and_dead_lettered(engine_stack):
 def test_a_stalled_sink_writes_nothing_for_partitions_the_group_moved_on(stack, request):
     """Sink A stalls between consuming and inserting for longer than its poll interval; sink B
     (another process) takes the partitions over. A must not insert or commit what it held."""
-    stack.clickhouse_url = request.getfixturevalue("clickhouse_server_url")
+    stack.clickhouse_url, stack.clickhouse_http_port = request.getfixturevalue("clickhouse_server")
     ctx = prepare(
         stack,
         batch_max_rows=5000,
