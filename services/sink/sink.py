@@ -209,6 +209,8 @@ class ClickHouseSink:
             log.error("%s; redoing from the committed offsets in %.1f s", exc, self._delay)
             self._batch.clear()
             self._skip.clear()
+            # Ask Kafka again: a commit that raised may still have gone through.
+            self._committed.clear()
             paused = [TopicPartition(t, p) for t, p in self._assigned]
             if paused:
                 self._consumer.pause(paused)
