@@ -160,6 +160,9 @@ class ServerEngine:
                 user,
                 unquote(parts.password or ""),
             )
+            # Settings given in the URL (e.g. insert_distributed_sync=1) apply to HTTP inserts
+            # too, as the driver applies them to its own.
+            self._http_settings = dict(urllib.parse.parse_qsl(parts.query))
         self._transcoder: Any = None
         self._column_types: dict[str, dict[str, str]] = {}
         self._spool: Path | None = None
@@ -221,8 +224,9 @@ class ServerEngine:
     def _post(self, query: str, body: bytes) -> None:
         assert self._http is not None
         base, user, password = self._http
+        params = {**getattr(self, "_http_settings", {}), "query": query}
         request = urllib.request.Request(
-            base + "?" + urllib.parse.urlencode({"query": query}), data=body, method="POST"
+            base + "?" + urllib.parse.urlencode(params), data=body, method="POST"
         )
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         request.add_header("Authorization", f"Basic {token}")
