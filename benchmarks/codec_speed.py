@@ -31,7 +31,7 @@ from typing import Any
 
 import fastavro
 
-from benchmarks import machine
+from benchmarks import machine, report
 from benchmarks.records import heartbeats, registrations
 from benchmarks.section import Context
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec
@@ -227,17 +227,7 @@ HEADERS = ("schema", "measurement", "median µs/record", "range (min – max)", 
 def format_table(result: CodecSpeedResult) -> str:
     """The results as an aligned plain-text table (for stdout)."""
     table = [HEADERS, *(tuple(c.replace("**", "") for c in r) for r in rows(result))]
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
-    lines = []
-    for n, row in enumerate(table):
-        cells = [
-            cell.rjust(w) if i in (2, 3) else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return report.aligned_table(table, right={2, 3})
 
 
 def render_section(

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from benchmarks import machine
+from benchmarks import machine, report
 from benchmarks.records import CAMERAS, heartbeats
 from benchmarks.section import Context
 from cctv import kafka as kafka_clients
@@ -162,18 +162,7 @@ HEADERS = ("measurement", "median events/s", "range (min – max)", "µs/event",
 
 def format_table(result: BaselineResult) -> str:
     """The results as an aligned plain-text table (for stdout)."""
-    rows = [HEADERS, *result.rows()]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [
-            cell.ljust(w) if i in (0, 4) else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return report.aligned_table([HEADERS, *result.rows()], right={1, 2, 3})
 
 
 def format_markdown(result: BaselineResult) -> str:

@@ -51,3 +51,19 @@ def write_section(key: str, body: str, path: Path = DEFAULT_DOC) -> Path:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def aligned_table(rows: list[tuple[str, ...]], *, right: set[int]) -> str:
+    """Rows (the first one the header) as a plain-text table for stdout: columns padded to
+    their widest cell, the `right` ones right-aligned, a dashed line under the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
