@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from services.sink.sink import ClickHouseSink
-from tests.samples import heartbeat
+from tests.samples import heartbeat, registration
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -40,12 +40,14 @@ def run_sink(stack, *, passthrough: bool, database: str, group: str):
     sink = ClickHouseSink(settings=ctx.settings, topics=ctx.topics, codec=ctx.codec, store=store)
     try:
         stats = sink.run(max_idle_seconds=2)
-        spec = sink._specs[ctx.topics["camera_heartbeats"].name][1]
-        columns = [c for c in store.column_names(spec) if c != "_ingested_at"]
-        rows = store.engine.query(
-            f"SELECT {', '.join(columns)} FROM {database}.camera_heartbeats "
-            "ORDER BY _partition, _offset"
-        )
+        rows = []
+        for logical in ("camera_heartbeats", "camera_registrations"):
+            spec = sink._specs[ctx.topics[logical].name][1]
+            columns = [c for c in store.column_names(spec) if c != "_ingested_at"]
+            rows += store.engine.query(
+                f"SELECT {', '.join(columns)} FROM {database}.{spec.name} "
+                "ORDER BY _partition, _offset"
+            )
     finally:
         store.engine.close()
     return sink, stats, rows
@@ -59,6 +61,18 @@ def test_passthrough_rows_equal_python_rows(engine_stack):
         "camera_heartbeats",
         [(r["camera_id"].encode(), ctx.codec.encode("camera_heartbeat", r)) for r in records],
     )
+    cameras = []
+    for i in range(40):
+        camera = registration(f"กล้อง-{i}", ("TH-10", "TH-57")[i % 2], change="UPDATED")
+        if i % 3 == 0:
+            camera.update(stream_url=None, latitude=None, longitude=None, name_en=None)
+        if i % 5 == 0:
+            camera.update(location_description="หน้าศาลากลางจังหวัด", linked=True)
+        cameras.append(camera)
+    stack.produce(
+        "camera_registrations",
+        [(c["camera_id"].encode(), ctx.codec.encode("camera_registration", c)) for c in cameras],
+    )
     fast_sink, fast, fast_rows = run_sink(
         stack, passthrough=True, database=f"fast{stack.run_id}", group=f"fast-{stack.run_id}"
     )
@@ -67,9 +81,9 @@ def test_passthrough_rows_equal_python_rows(engine_stack):
     )
     assert fast_sink._passthrough[ctx.topics["camera_heartbeats"].name] is not None
     assert slow_sink._passthrough[ctx.topics["camera_heartbeats"].name] is None
-    assert (fast.inserted, slow.inserted) == (300, 300)
+    assert fast.by_table == slow.by_table == {"camera_heartbeats": 300, "camera_registrations": 40}
     assert fast_rows == slow_rows
-    assert {r["province_code"] for r in fast_rows} == {"TH-10", "TH-50", "TH-96"}
+    assert {r["province_code"] for r in fast_rows} == {"TH-10", "TH-50", "TH-57", "TH-96"}
 
 
 def test_a_refused_container_is_redone_in_python(engine_stack):
