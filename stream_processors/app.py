@@ -8,7 +8,6 @@ dead-letter topic with a reason and the agent keeps running.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,9 +16,13 @@ import faust
 from cctv import kafka as kafka_clients
 from cctv.context import Context
 from cctv.deadletter import dead_letter
-from cctv.exceptions import ConfigError, InputError
-from cctv.settings import KafkaSettings
+from cctv.exceptions import InputError
 from schemas.errors import SchemaError
+from stream_processors.faust_config import (  # noqa: F401  (re-exported: the worker's config)
+    broker_credentials,
+    broker_url,
+    create_faust_app,
+)
 
 log = logging.getLogger("cctv.processors")
 
@@ -103,56 +106,8 @@ class Processors:
             raise
 
 
-def broker_url(bootstrap_servers: str) -> str:
-    return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(","))
-
-
-def broker_credentials(settings: KafkaSettings) -> faust.types.auth.CredentialsT | None:
-    """The same cluster security the librdkafka clients get (kafka.extra), in Faust's terms."""
-    extra = {k: v.get_secret_value() for k, v in settings.extra.items()}
-    protocol = extra.get("security.protocol", "PLAINTEXT").upper()
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
-        raise ConfigError(f"kafka.extra.security.protocol: {protocol!r} is not supported")
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=extra.get("ssl.ca.location"))
-        if extra.get("ssl.certificate.location"):
-            context.load_cert_chain(
-                extra["ssl.certificate.location"],
-                extra.get("ssl.key.location"),
-                extra.get("ssl.key.password"),
-            )
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    return faust.SASLCredentials(
-        username=extra.get("sasl.username"),
-        password=extra.get("sasl.password"),
-        mechanism=extra.get("sasl.mechanism", "PLAIN"),
-        ssl_context=context,
-    )
-
-
 def create_app(ctx: Context) -> Processors:
-    s = ctx.settings
-    app = faust.App(
-        s.processors.app_id,
-        broker=broker_url(s.kafka.bootstrap_servers),
-        broker_credentials=broker_credentials(s.kafka),
-        store=s.processors.store,
-        datadir=str(s.processors.datadir),
-        processing_guarantee="at_least_once",
-        topic_replication_factor=s.kafka.replication_factor,
-        topic_allow_declare=True,
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=s.processors.web_port != 0,
-        web_port=s.processors.web_port or 6066,
-        web_bind="127.0.0.1",
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app = create_faust_app(ctx.settings)
     topics = {
         spec.logical: app.topic(
             spec.name,
@@ -201,5 +156,6 @@ def run_worker(ctx: Context, *, loglevel: str = "info") -> None:
     """Run the worker in this process until SIGTERM/SIGINT (Faust handles both)."""
     processors = create_app(ctx)
     declare_changelog_topics(processors)
-    worker = faust.Worker(processors.app, loglevel=loglevel, quiet=True)
+    # debug and console_port would otherwise default from F_DEBUG / F_CONSOLE_PORT.
+    worker = faust.Worker(processors.app, loglevel=loglevel, quiet=True, debug=False)
     worker.execute_from_commandline()
