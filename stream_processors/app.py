@@ -1,15 +1,24 @@
 """The Faust application: one app, built from settings, holding every processor's agents.
 
 Agents consume raw bytes and decode with our Avro codec (Faust's own codecs know nothing of
-single-object encoding). Every agent body runs through `guarded`, so a bad event goes to the
-dead-letter topic with a reason and the agent keeps running.
+single-object encoding). Each event goes through `Processors.handle`:
+
+* the agent's *plan* (decode, apply the rule) says what to write and send, into an `Outbox`;
+* a failure the event caused dead-letters it instead, and the agent keeps running;
+* the outbox is applied (table writes, then sends), and the event is handed to the agent's
+  `DeliveryLedger`, which acks it -- makes its offset committable -- only once Kafka confirmed
+  every record it caused (stream_processors/delivery.py);
+* a failure of the platform (Kafka, Faust, the schema registry, configuration) is not the
+  event's fault: the worker stops loudly without acking it, and at-least-once redelivers it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 import faust
 
@@ -17,7 +26,9 @@ from cctv import kafka as kafka_clients
 from cctv.context import Context
 from cctv.deadletter import dead_letter
 from cctv.exceptions import InputError
+from cctv.failpoints import Failpoints
 from schemas.errors import SchemaError
+from stream_processors.delivery import ConfirmedTable, DeliveryLedger
 from stream_processors.faust_config import (  # noqa: F401  (re-exported: the worker's config)
     broker_credentials,
     broker_url,
@@ -37,6 +48,13 @@ EVENT_ERRORS = (
     IndexError,
     ArithmeticError,
 )
+# Reason codes of schema errors that are the platform's, not the event's: with the registry
+# down, every Confluent-framed event would fail alike and the topic would drain into the DLQ.
+PLATFORM_REASONS = frozenset({"schema_registry_unavailable"})
+
+
+class PlatformFailure(Exception):
+    """Raised out of an agent after the app was crashed: the event is not acked."""
 
 
 @dataclass
@@ -47,6 +65,37 @@ class ProcessorStats:
 
 
 @dataclass
+class Outbox:
+    """What one event's processing writes and sends. Applied only when the whole plan succeeded,
+    so an event that fails half-way leaves no half-updated table and no partial output."""
+
+    writes: list[tuple[ConfirmedTable, Any, Any]] = field(default_factory=list)
+    sends: list[tuple[faust.TopicT, bytes | None, bytes]] = field(default_factory=list)
+
+    def write(self, table: ConfirmedTable, key: Any, value: Any) -> None:
+        self.writes.append((table, key, value))
+
+    def send(self, topic: faust.TopicT, *, key: bytes | None, value: bytes) -> None:
+        self.sends.append((topic, key, value))
+
+    async def apply(self, failpoints: Failpoints) -> list[asyncio.Future]:
+        """Write, then send; the futures of every record produced (changelogs included)."""
+        futures: list[asyncio.Future] = []
+        for table, key, value in self.writes:
+            table[key] = value
+        for table in {id(t): t for t, _, _ in self.writes}.values():
+            futures.extend(table.take_changelog_futures())
+        if self.writes:
+            failpoints.hit("worker.after_table_write")
+        for topic, key, value in self.sends:
+            # `send` returns once the record is queued; the future says whether it landed.
+            futures.append(await topic.send(key=key, value=value))
+        if self.sends:
+            failpoints.hit("worker.after_send")
+        return futures
+
+
+@dataclass
 class Processors:
     """The app plus what its agents share: context, topics, counters."""
 
@@ -54,6 +103,11 @@ class Processors:
     ctx: Context
     stats: ProcessorStats
     topics: dict[str, faust.TopicT]
+    failpoints: Failpoints
+    ledgers: dict[str, DeliveryLedger] = field(default_factory=dict)
+    #: The platform failure the worker is stopping on; from then on nothing is acked.
+    failure: BaseException | None = None
+    _crashing: set[asyncio.Task] = field(default_factory=set)
 
     def topic(self, logical: str) -> faust.TopicT:
         return self.topics[logical]
@@ -62,48 +116,124 @@ class Processors:
     def producer_id(self) -> str:
         return f"{self.ctx.settings.processors.app_id}"
 
-    async def guarded(
-        self, processor: str, event: faust.EventT, body: Callable[[], Awaitable[None]]
+    def table(self, name: str, **kwargs: Any) -> ConfirmedTable:
+        """A table whose changelog records the delivery ledger waits for."""
+        table = ConfirmedTable(self.app, name=name, beacon=self.app.tables.beacon, **kwargs)
+        return self.app.tables.add(table)
+
+    def ledger(self, processor: str, stream: faust.StreamT) -> DeliveryLedger:
+        """The delivery ledger of one agent's (manually acked) stream."""
+        ledger = DeliveryLedger(
+            name=processor,
+            stream=stream,
+            on_failure=self._crash_soon,
+            failpoints=self.failpoints,
+        )
+        if self.failure is not None:  # an agent restarted by its supervisor while stopping
+            ledger.halt(self.failure)
+        self.ledgers[processor] = ledger
+        return ledger
+
+    def halt(self, failure: BaseException) -> None:
+        """Stop acking anything, in every agent: the worker is stopping on `failure`.
+        Acks in one agent after another failed could let the final commit pass the event."""
+        if self.failure is None:
+            self.failure = failure
+        for ledger in self.ledgers.values():
+            ledger.halt(self.failure)
+
+    def is_platform_error(self, exc: BaseException) -> bool:
+        if getattr(exc, "reason_code", None) not in PLATFORM_REASONS:
+            return False
+        # Without a registry configured, the codec uses that reason for a Confluent-framed
+        # record it has no way to read: nothing will come back, so that is the record's
+        # problem (dead-lettered with its bytes), not an outage to wait out.
+        return self.ctx.codec.uses_confluent_framing
+
+    async def handle(
+        self, ledger: DeliveryLedger, event: faust.EventT, plan: Callable[[Outbox], None]
     ) -> None:
-        """Run one event's processing; a failure caused by the event dead-letters it and the
-        agent carries on. A failure of the platform (Kafka, Faust, configuration) is not the
-        event's fault: dead-lettering would empty the topic into the DLQ, so the worker
-        crashes loudly instead, and at-least-once redelivers the event after the fix."""
+        """Process one event: run its plan (or dead-letter it), apply the outbox, and leave
+        the ack to the ledger."""
+        if self.failure is not None:
+            # The worker is stopping (this agent was restarted by its supervisor meanwhile):
+            # take no event further; the shutdown cancels this wait.
+            await asyncio.Event().wait()
+        out = Outbox()
+        reason = None
         try:
-            await body()
-            self.stats.processed += 1
+            plan(out)
         except EVENT_ERRORS as exc:
-            msg = event.message
-            record = dead_letter(
-                processor=processor,
-                producer=self.producer_id,
-                topic=msg.topic,
-                partition=msg.partition,
-                offset=msg.offset,
-                key=msg.key,
-                payload=msg.value,
-                error=exc,
-            )
-            self.stats.dead_lettered += 1
-            self.stats.by_reason[record["reason_code"]] = (
-                self.stats.by_reason.get(record["reason_code"], 0) + 1
-            )
-            log.warning(
-                "%s: dead letter %s[%d]@%d %s: %s",
-                processor,
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                record["reason_code"],
-                record["error"],
-            )
-            await self.topic("dead_letters").send(
-                key=msg.topic.encode(), value=self.ctx.codec.encode("dead_letter", record)
-            )
+            if self.is_platform_error(exc):
+                await self._stop(ledger.name, event, exc)
+            try:
+                out, reason = self._dead_letter(ledger.name, event, exc)
+            except Exception as letter_error:  # e.g. the registry is down: not the event's fault
+                await self._stop(ledger.name, event, letter_error)
+        except Exception as exc:  # not the event's fault: Faust, a table, configuration
+            await self._stop(ledger.name, event, exc)
+        try:
+            futures = await out.apply(self.failpoints)
         except Exception as exc:
-            log.critical("%s: platform failure, stopping the worker: %r", processor, exc)
-            await self.app.crash(exc)
-            raise
+            await self._stop(ledger.name, event, exc)
+        ledger.track(event, futures)
+        if reason is None:
+            self.stats.processed += 1
+        else:
+            self.stats.dead_lettered += 1
+            self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
+
+    def _dead_letter(
+        self, processor: str, event: faust.EventT, exc: BaseException
+    ) -> tuple[Outbox, str]:
+        msg = event.message
+        record = dead_letter(
+            processor=processor,
+            producer=self.producer_id,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            payload=msg.value,
+            error=exc,
+        )
+        log.warning(
+            "%s: dead letter %s[%d]@%d %s: %s",
+            processor,
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            record["reason_code"],
+            record["error"],
+        )
+        out = Outbox()
+        value = self.ctx.codec.encode("dead_letter", record)
+        out.send(self.topic("dead_letters"), key=msg.topic.encode(), value=value)
+        return out, record["reason_code"]
+
+    async def _stop(self, processor: str, event: faust.EventT, exc: BaseException) -> NoReturn:
+        msg = event.message
+        reason = getattr(exc, "reason_code", None)
+        log.critical(
+            "%s: platform failure at %s[%d]@%d%s, stopping the worker (the event is not "
+            "acknowledged and will be processed again): %r",
+            processor,
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            f" ({reason})" if reason else "",
+            exc,
+        )
+        self.halt(exc)
+        await self.app.crash(exc)
+        raise PlatformFailure(f"{processor}: {exc!r}") from exc
+
+    def _crash_soon(self, exc: BaseException) -> None:
+        # Called from a future's done-callback: the crash itself is a coroutine.
+        self.halt(exc)
+        task = asyncio.ensure_future(self.app.crash(exc))
+        self._crashing.add(task)
+        task.add_done_callback(self._crashing.discard)
 
 
 def create_app(ctx: Context) -> Processors:
@@ -119,7 +249,13 @@ def create_app(ctx: Context) -> Processors:
         )
         for spec in ctx.topics
     }
-    processors = Processors(app=app, ctx=ctx, stats=ProcessorStats(), topics=topics)
+    processors = Processors(
+        app=app,
+        ctx=ctx,
+        stats=ProcessorStats(),
+        topics=topics,
+        failpoints=Failpoints(ctx.settings.failpoints),
+    )
 
     from stream_processors import inventory
 
