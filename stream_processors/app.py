@@ -28,7 +28,7 @@ from cctv.deadletter import dead_letter
 from cctv.exceptions import InputError
 from cctv.failpoints import Failpoints
 from schemas.errors import SchemaError
-from stream_processors.delivery import ConfirmedTable, DeliveryLedger
+from stream_processors.delivery import ConfirmedTable, DeliveryLedger, LostEventError
 from stream_processors.faust_config import (  # noqa: F401  (re-exported: the worker's config)
     broker_credentials,
     broker_url,
@@ -121,13 +121,17 @@ class Processors:
         table = ConfirmedTable(self.app, name=name, beacon=self.app.tables.beacon, **kwargs)
         return self.app.tables.add(table)
 
-    def ledger(self, processor: str, stream: faust.StreamT) -> DeliveryLedger:
-        """The delivery ledger of one agent's (manually acked) stream."""
+    def ledger(
+        self, processor: str, stream: faust.StreamT, *, contiguous: bool = False
+    ) -> DeliveryLedger:
+        """The delivery ledger of one agent's (manually acked) stream; `contiguous`: its input
+        is an internal topic of ours, whose offsets have no holes."""
         ledger = DeliveryLedger(
             name=processor,
             stream=stream,
             on_failure=self._crash_soon,
             failpoints=self.failpoints,
+            contiguous=contiguous,
         )
         if self.failure is not None:  # an agent restarted by its supervisor while stopping
             ledger.halt(self.failure)
@@ -141,6 +145,20 @@ class Processors:
             self.failure = failure
         for ledger in self.ledgers.values():
             ledger.halt(self.failure)
+
+    async def on_rebalance_complete(self, app: faust.App, **_: Any) -> None:
+        """Hold the streams until Faust resumes them after seeking to the committed offsets.
+
+        Faust's recovery resumes the stream partitions and seeks them *while flow is already
+        on* (it was turned on to read the changelogs), then turns flow on again, which empties
+        the agents' queues: events fetched in between were dropped, their offsets skipped
+        (faust-streaming #596), and the at-least-once commit then passed them (#606). With flow
+        suspended from here (this signal comes right before that resume-and-seek), fetched
+        events wait to be queued until the final resume instead of being thrown away.
+        """
+        app.flow_control.suspend()
+        for ledger in self.ledgers.values():
+            ledger.forget_positions()
 
     def is_platform_error(self, exc: BaseException) -> bool:
         if getattr(exc, "reason_code", None) not in PLATFORM_REASONS:
@@ -159,6 +177,10 @@ class Processors:
             # The worker is stopping (this agent was restarted by its supervisor meanwhile):
             # take no event further; the shutdown cancels this wait.
             await asyncio.Event().wait()
+        try:
+            ledger.check_sequence(event)
+        except LostEventError as exc:
+            await self._stop(ledger.name, event, exc)
         out = Outbox()
         reason = None
         try:
@@ -256,6 +278,7 @@ def create_app(ctx: Context) -> Processors:
         topics=topics,
         failpoints=Failpoints(ctx.settings.failpoints),
     )
+    app.on_rebalance_complete.connect(processors.on_rebalance_complete)
 
     from stream_processors import inventory
 

@@ -39,6 +39,10 @@ class DeliveryError(KafkaError):
     """Kafka did not confirm a record the worker produced; the worker must stop."""
 
 
+class LostEventError(KafkaError):
+    """An input event never reached its agent (offsets skipped); the worker must stop."""
+
+
 class ConfirmedTable(faust.Table):
     """A Faust table that hands out the futures of its changelog records.
 
@@ -75,9 +79,32 @@ class DeliveryLedger:
     stream: faust.StreamT
     on_failure: Callable[[BaseException], None]
     failpoints: Failpoints = DISARMED
+    #: The input's offsets have no holes (an internal topic of ours: no compaction, no
+    #: transaction markers), so a skipped offset means an event went missing.
+    contiguous: bool = False
     _queue: deque[_Pending] = field(default_factory=deque)
     _confirmed: dict[TP, int] = field(default_factory=dict)
+    _last_seen: dict[TP, int] = field(default_factory=dict)
     failure: BaseException | None = None
+
+    def check_sequence(self, event: faust.EventT) -> None:
+        """Raise LostEventError if, on a contiguous input, offsets were skipped since the last
+        event of the partition. An event that never reached the agent is never acked, and
+        Faust then commits past it when it sits right after the committed offset
+        (faust-streaming #606): processing the next one would lose it for good. Stopping
+        instead makes the restart read from the committed offset, the missing one included."""
+        tp, offset = event.message.tp, event.message.offset
+        last = self._last_seen.get(tp)
+        if self.contiguous and last is not None and offset > last + 1:
+            raise LostEventError(
+                f"{self.name}: {tp.topic}[{tp.partition}] went from offset {last} to {offset}; "
+                f"{offset - last - 1} event(s) never reached the agent"
+            )
+        self._last_seen[tp] = offset  # lower than before: Faust sought back (a replay)
+
+    def forget_positions(self) -> None:
+        """After a rebalance the partitions restart wherever their committed offsets are."""
+        self._last_seen.clear()
 
     def track(self, event: faust.EventT, futures: Iterable[asyncio.Future]) -> None:
         """Ack `event` once every future succeeded and every earlier event was acked."""

@@ -79,7 +79,8 @@ def register(p: Processors) -> None:
     @app_agent(p, changes_topic, "count-cameras")
     async def count_cameras(stream):
         stream = stream.noack()
-        ledger = p.ledger("inventory.count-cameras", stream)
+        # Its input is ours alone (no compaction, no transactions): offsets have no holes.
+        ledger = p.ledger("inventory.count-cameras", stream, contiguous=True)
         async for event in stream.events():
 
             def plan(out: Outbox, event=event) -> None:

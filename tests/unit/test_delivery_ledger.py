@@ -12,7 +12,7 @@ import pytest
 from faust.types import TP
 
 from cctv.failpoints import Failpoints
-from stream_processors.delivery import DeliveryError, DeliveryLedger
+from stream_processors.delivery import DeliveryError, DeliveryLedger, LostEventError
 
 A0, A1 = TP("registrations", 0), TP("registrations", 1)
 
@@ -152,3 +152,41 @@ def test_the_after_delivery_failpoint_is_reached_per_acked_event(
         assert hits == ["worker.after_delivery"] * 2
 
     run(main)
+
+
+# -- events that never reached the agent -------------------------------------------------------
+
+
+def test_a_skipped_offset_on_a_contiguous_input_is_a_lost_event() -> None:
+    r = Recorder()
+    ledger = make_ledger(r, contiguous=True)
+    for offset in (0, 1, 2):
+        ledger.check_sequence(r.event(A0, offset))
+    ledger.check_sequence(r.event(A1, 7))  # the first seen of a partition: nothing to compare
+    with pytest.raises(LostEventError, match=r"registrations\[0\] went from offset 2 to 4"):
+        ledger.check_sequence(r.event(A0, 4))
+
+
+def test_going_back_is_a_replay_not_a_loss() -> None:
+    r = Recorder()
+    ledger = make_ledger(r, contiguous=True)
+    ledger.check_sequence(r.event(A0, 5))
+    ledger.check_sequence(r.event(A0, 3))  # Faust sought back to the committed offset
+    ledger.check_sequence(r.event(A0, 4))
+    with pytest.raises(LostEventError):
+        ledger.check_sequence(r.event(A0, 6))
+
+
+def test_after_a_rebalance_partitions_restart_anywhere() -> None:
+    r = Recorder()
+    ledger = make_ledger(r, contiguous=True)
+    ledger.check_sequence(r.event(A0, 5))
+    ledger.forget_positions()
+    ledger.check_sequence(r.event(A0, 50))  # another worker committed up to 50 meanwhile
+
+
+def test_a_compacted_input_may_skip_offsets() -> None:
+    r = Recorder()
+    ledger = make_ledger(r)  # e.g. the compacted registrations topic
+    ledger.check_sequence(r.event(A0, 0))
+    ledger.check_sequence(r.event(A0, 9))
