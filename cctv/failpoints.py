@@ -31,6 +31,8 @@ KNOWN: dict[str, str] = {
     "sink.after_commit": "the batch's transaction (dead letters + offsets) committed",
     "worker.after_send": "an agent sent its output for an event, before the event's offset commits",
     "worker.after_table_write": "an agent wrote its table, before sending its output",
+    "worker.after_delivery": "Kafka confirmed an event's outputs and changelog records and the "
+    "event was acknowledged, before its offset commits",
 }
 
 

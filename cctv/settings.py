@@ -130,6 +130,12 @@ class ProcessorSettings(_Section):
         "rocksdb://", title="Faust table store: rocksdb:// (persistent) or memory://"
     )
     web_port: int = Field(6066, title="Faust worker web port (metrics); 0 disables the web server")
+    session_timeout_seconds: float = Field(
+        60.0,
+        ge=6,
+        le=300,
+        title="a dead worker's partitions move to another (or to its restart) after this long",
+    )
 
 
 class SinkSettings(_Section):

@@ -1,16 +1,25 @@
 """The Faust application: one app, built from settings, holding every processor's agents.
 
 Agents consume raw bytes and decode with our Avro codec (Faust's own codecs know nothing of
-single-object encoding). Every agent body runs through `guarded`, so a bad event goes to the
-dead-letter topic with a reason and the agent keeps running.
+single-object encoding). Each event goes through `Processors.handle`:
+
+* the agent's *plan* (decode, apply the rule) says what to write and send, into an `Outbox`;
+* a failure the event caused dead-letters it instead, and the agent keeps running;
+* the outbox is applied (table writes, then sends), and the event is handed to the agent's
+  `DeliveryLedger`, which acks it -- makes its offset committable -- only once Kafka confirmed
+  every record it caused (stream_processors/delivery.py);
+* a failure of the platform (Kafka, Faust, the schema registry, configuration) is not the
+  event's fault: the worker stops loudly without acking it, and at-least-once redelivers it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
-import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 import faust
 
@@ -18,9 +27,15 @@ from cctv import kafka as kafka_clients
 from cctv import logs
 from cctv.context import Context
 from cctv.deadletter import dead_letter
-from cctv.exceptions import ConfigError, InputError
-from cctv.settings import KafkaSettings
+from cctv.exceptions import InputError
+from cctv.failpoints import Failpoints
 from schemas.errors import SchemaError
+from stream_processors.delivery import ConfirmedTable, DeliveryLedger, LostEventError
+from stream_processors.faust_config import (  # noqa: F401  (re-exported: the worker's config)
+    broker_credentials,
+    broker_url,
+    create_faust_app,
+)
 
 log = logging.getLogger("cctv.processors")
 
@@ -35,6 +50,13 @@ EVENT_ERRORS = (
     IndexError,
     ArithmeticError,
 )
+# Reason codes of schema errors that are the platform's, not the event's: with the registry
+# down, every Confluent-framed event would fail alike and the topic would drain into the DLQ.
+PLATFORM_REASONS = frozenset({"schema_registry_unavailable"})
+
+
+class PlatformFailure(Exception):
+    """Raised out of an agent after the app was crashed: the event is not acked."""
 
 
 @dataclass
@@ -45,6 +67,37 @@ class ProcessorStats:
 
 
 @dataclass
+class Outbox:
+    """What one event's processing writes and sends. Applied only when the whole plan succeeded,
+    so an event that fails half-way leaves no half-updated table and no partial output."""
+
+    writes: list[tuple[ConfirmedTable, Any, Any]] = field(default_factory=list)
+    sends: list[tuple[faust.TopicT, bytes | None, bytes]] = field(default_factory=list)
+
+    def write(self, table: ConfirmedTable, key: Any, value: Any) -> None:
+        self.writes.append((table, key, value))
+
+    def send(self, topic: faust.TopicT, *, key: bytes | None, value: bytes) -> None:
+        self.sends.append((topic, key, value))
+
+    async def apply(self, failpoints: Failpoints) -> list[asyncio.Future]:
+        """Write, then send; the futures of every record produced (changelogs included)."""
+        futures: list[asyncio.Future] = []
+        for table, key, value in self.writes:
+            table[key] = value
+        for table in {id(t): t for t, _, _ in self.writes}.values():
+            futures.extend(table.take_changelog_futures())
+        if self.writes:
+            failpoints.hit("worker.after_table_write")
+        for topic, key, value in self.sends:
+            # `send` returns once the record is queued; the future says whether it landed.
+            futures.append(await topic.send(key=key, value=value))
+        if self.sends:
+            failpoints.hit("worker.after_send")
+        return futures
+
+
+@dataclass
 class Processors:
     """The app plus what its agents share: context, topics, counters."""
 
@@ -52,6 +105,11 @@ class Processors:
     ctx: Context
     stats: ProcessorStats
     topics: dict[str, faust.TopicT]
+    failpoints: Failpoints
+    ledgers: dict[str, DeliveryLedger] = field(default_factory=dict)
+    #: The platform failure the worker is stopping on; from then on nothing is acked.
+    failure: BaseException | None = None
+    _crashing: set[asyncio.Task] = field(default_factory=set)
 
     def topic(self, logical: str) -> faust.TopicT:
         return self.topics[logical]
@@ -60,100 +118,152 @@ class Processors:
     def producer_id(self) -> str:
         return f"{self.ctx.settings.processors.app_id}"
 
-    async def guarded(
-        self, processor: str, event: faust.EventT, body: Callable[[], Awaitable[None]]
+    def table(self, name: str, **kwargs: Any) -> ConfirmedTable:
+        """A table whose changelog records the delivery ledger waits for."""
+        table = ConfirmedTable(self.app, name=name, beacon=self.app.tables.beacon, **kwargs)
+        return self.app.tables.add(table)
+
+    def ledger(
+        self, processor: str, stream: faust.StreamT, *, contiguous: bool = False
+    ) -> DeliveryLedger:
+        """The delivery ledger of one agent's (manually acked) stream; `contiguous`: its input
+        is an internal topic of ours, whose offsets have no holes."""
+        ledger = DeliveryLedger(
+            name=processor,
+            stream=stream,
+            on_failure=self._crash_soon,
+            failpoints=self.failpoints,
+            contiguous=contiguous,
+        )
+        if self.failure is not None:  # an agent restarted by its supervisor while stopping
+            ledger.halt(self.failure)
+        self.ledgers[processor] = ledger
+        return ledger
+
+    def halt(self, failure: BaseException) -> None:
+        """Stop acking anything, in every agent: the worker is stopping on `failure`.
+        Acks in one agent after another failed could let the final commit pass the event."""
+        if self.failure is None:
+            self.failure = failure
+        for ledger in self.ledgers.values():
+            ledger.halt(self.failure)
+
+    async def on_rebalance_complete(self, app: faust.App, **_: Any) -> None:
+        """Hold the streams until Faust resumes them after seeking to the committed offsets.
+
+        Faust's recovery resumes the stream partitions and seeks them *while flow is already
+        on* (it was turned on to read the changelogs), then turns flow on again, which empties
+        the agents' queues: events fetched in between were dropped, their offsets skipped
+        (faust-streaming #596), and the at-least-once commit then passed them (#606). With flow
+        suspended from here (this signal comes right before that resume-and-seek), fetched
+        events wait to be queued until the final resume instead of being thrown away.
+        """
+        app.flow_control.suspend()
+        for ledger in self.ledgers.values():
+            ledger.forget_positions()
+
+    def is_platform_error(self, exc: BaseException) -> bool:
+        if getattr(exc, "reason_code", None) not in PLATFORM_REASONS:
+            return False
+        # Without a registry configured, the codec uses that reason for a Confluent-framed
+        # record it has no way to read: nothing will come back, so that is the record's
+        # problem (dead-lettered with its bytes), not an outage to wait out.
+        return self.ctx.codec.uses_confluent_framing
+
+    async def handle(
+        self, ledger: DeliveryLedger, event: faust.EventT, plan: Callable[[Outbox], None]
     ) -> None:
-        """Run one event's processing; a failure caused by the event dead-letters it and the
-        agent carries on. A failure of the platform (Kafka, Faust, configuration) is not the
-        event's fault: dead-lettering would empty the topic into the DLQ, so the worker
-        crashes loudly instead, and at-least-once redelivers the event after the fix."""
+        """Process one event: run its plan (or dead-letter it), apply the outbox, and leave
+        the ack to the ledger."""
+        if self.failure is not None:
+            # The worker is stopping (this agent was restarted by its supervisor meanwhile):
+            # take no event further; the shutdown cancels this wait.
+            await asyncio.Event().wait()
         try:
-            await body()
-            self.stats.processed += 1
+            ledger.check_sequence(event)
+        except LostEventError as exc:
+            await self._stop(ledger.name, event, exc)
+        out = Outbox()
+        reason = None
+        try:
+            plan(out)
         except EVENT_ERRORS as exc:
-            msg = event.message
-            record = dead_letter(
-                processor=processor,
-                producer=self.producer_id,
-                topic=msg.topic,
-                partition=msg.partition,
-                offset=msg.offset,
-                key=msg.key,
-                payload=msg.value,
-                error=exc,
-            )
-            self.stats.dead_lettered += 1
-            self.stats.by_reason[record["reason_code"]] = (
-                self.stats.by_reason.get(record["reason_code"], 0) + 1
-            )
-            log.warning(
-                "%s: dead letter %s[%d]@%d %s: %s",
-                processor,
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                record["reason_code"],
-                record["error"],
-            )
-            await self.topic("dead_letters").send(
-                key=msg.topic.encode(), value=self.ctx.codec.encode("dead_letter", record)
-            )
+            if self.is_platform_error(exc):
+                await self._stop(ledger.name, event, exc)
+            try:
+                out, reason = self._dead_letter(ledger.name, event, exc)
+            except Exception as letter_error:  # e.g. the registry is down: not the event's fault
+                await self._stop(ledger.name, event, letter_error)
+        except Exception as exc:  # not the event's fault: Faust, a table, configuration
+            await self._stop(ledger.name, event, exc)
+        try:
+            futures = await out.apply(self.failpoints)
         except Exception as exc:
-            log.critical("%s: platform failure, stopping the worker: %r", processor, exc)
-            await self.app.crash(exc)
-            raise
+            await self._stop(ledger.name, event, exc)
+        ledger.track(event, futures)
+        if reason is None:
+            self.stats.processed += 1
+        else:
+            self.stats.dead_lettered += 1
+            self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
 
+    def _dead_letter(
+        self, processor: str, event: faust.EventT, exc: BaseException
+    ) -> tuple[Outbox, str]:
+        msg = event.message
+        record = dead_letter(
+            processor=processor,
+            producer=self.producer_id,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            payload=msg.value,
+            error=exc,
+            # The failed message's own time: a redelivery writes the very same dead letter.
+            occurred_at=_message_time(msg),
+        )
+        log.warning(
+            "%s: dead letter %s[%d]@%d %s: %s",
+            processor,
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            record["reason_code"],
+            record["error"],
+        )
+        out = Outbox()
+        value = self.ctx.codec.encode("dead_letter", record)
+        out.send(self.topic("dead_letters"), key=msg.topic.encode(), value=value)
+        return out, record["reason_code"]
 
-def broker_url(bootstrap_servers: str) -> str:
-    return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(","))
+    async def _stop(self, processor: str, event: faust.EventT, exc: BaseException) -> NoReturn:
+        msg = event.message
+        reason = getattr(exc, "reason_code", None)
+        log.critical(
+            "%s: platform failure at %s[%d]@%d%s, stopping the worker (the event is not "
+            "acknowledged and will be processed again): %r",
+            processor,
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            f" ({reason})" if reason else "",
+            exc,
+        )
+        self.halt(exc)
+        await self.app.crash(exc)
+        raise PlatformFailure(f"{processor}: {exc!r}") from exc
 
-
-def broker_credentials(settings: KafkaSettings) -> faust.types.auth.CredentialsT | None:
-    """The same cluster security the librdkafka clients get (kafka.extra), in Faust's terms."""
-    extra = {k: v.get_secret_value() for k, v in settings.extra.items()}
-    protocol = extra.get("security.protocol", "PLAINTEXT").upper()
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
-        raise ConfigError(f"kafka.extra.security.protocol: {protocol!r} is not supported")
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=extra.get("ssl.ca.location"))
-        if extra.get("ssl.certificate.location"):
-            context.load_cert_chain(
-                extra["ssl.certificate.location"],
-                extra.get("ssl.key.location"),
-                extra.get("ssl.key.password"),
-            )
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    return faust.SASLCredentials(
-        username=extra.get("sasl.username"),
-        password=extra.get("sasl.password"),
-        mechanism=extra.get("sasl.mechanism", "PLAIN"),
-        ssl_context=context,
-    )
+    def _crash_soon(self, exc: BaseException) -> None:
+        # Called from a future's done-callback: the crash itself is a coroutine.
+        self.halt(exc)
+        task = asyncio.ensure_future(self.app.crash(exc))
+        self._crashing.add(task)
+        task.add_done_callback(self._crashing.discard)
 
 
 def create_app(ctx: Context) -> Processors:
-    s = ctx.settings
-    app = faust.App(
-        s.processors.app_id,
-        broker=broker_url(s.kafka.bootstrap_servers),
-        broker_credentials=broker_credentials(s.kafka),
-        store=s.processors.store,
-        datadir=str(s.processors.datadir),
-        processing_guarantee="at_least_once",
-        topic_replication_factor=s.kafka.replication_factor,
-        topic_allow_declare=True,
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=s.processors.web_port != 0,
-        web_port=s.processors.web_port or 6066,
-        web_bind="127.0.0.1",
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app = create_faust_app(ctx.settings)
     topics = {
         spec.logical: app.topic(
             spec.name,
@@ -165,7 +275,14 @@ def create_app(ctx: Context) -> Processors:
         )
         for spec in ctx.topics
     }
-    processors = Processors(app=app, ctx=ctx, stats=ProcessorStats(), topics=topics)
+    processors = Processors(
+        app=app,
+        ctx=ctx,
+        stats=ProcessorStats(),
+        topics=topics,
+        failpoints=Failpoints(ctx.settings.failpoints),
+    )
+    app.on_rebalance_complete.connect(processors.on_rebalance_complete)
 
     from stream_processors import inventory
 
@@ -204,5 +321,14 @@ def run_worker(ctx: Context, *, loglevel: str = "info") -> None:
     processors = create_app(ctx)
     declare_changelog_topics(processors)
     # override_logging=False: Faust would replace our handler with its own format on stdout.
-    worker = faust.Worker(processors.app, quiet=True, override_logging=False)
+    # debug would otherwise default from F_DEBUG.
+    worker = faust.Worker(processors.app, quiet=True, override_logging=False, debug=False)
     worker.execute_from_commandline()
+
+
+def _message_time(message: Any) -> dt.datetime | None:
+    """A Faust message's Kafka timestamp (seconds, float) as a UTC datetime, if it has one."""
+    timestamp = getattr(message, "timestamp", None)
+    if not timestamp or timestamp < 0:
+        return None
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)

@@ -111,6 +111,8 @@ class Stack:
                 "app_id": f"test-{self.run_id}",
                 "datadir": str(self.root / "faust"),
                 "web_port": 0,
+                # A SIGKILLed worker's restart waits this long for its old session to expire.
+                "session_timeout_seconds": 10,
             },
             "sink": {
                 "group_id": f"sink-{self.run_id}",

@@ -54,3 +54,54 @@ def heartbeat(camera_id: str, i: int, province_code: str = "TH-50") -> dict[str,
         "latency_ms": 180,
         "error": None,
     }
+
+
+# -- what a correct inventory may publish ------------------------------------------------------
+
+
+def _memberships_after(events: list[dict[str, Any]]) -> list[dict[str, bool]]:
+    """A camera's province memberships after each prefix of its events (in its order):
+    province -> counted there now (False: retired there, or moved out)."""
+    memberships: dict[str, bool] = {}
+    after = [dict(memberships)]
+    province = None
+    for event in events:
+        if province and province != event["province_code"] and memberships[province]:
+            memberships[province] = False
+        province = event["province_code"]
+        memberships[province] = event["change"] != "RETIRED"
+        after.append(dict(memberships))
+    return after
+
+
+def possible_figures(history: dict[str, list[dict]]) -> dict[str, set[tuple[int, int]]]:
+    """Per province, every (registered, retired) that is true after some prefix of each
+    camera's events (history: camera -> its events in order): the figures a correct worker may
+    publish, in whatever order it interleaves cameras."""
+    contributions: dict[str, list[set[tuple[int, int]]]] = {}
+    for events in history.values():
+        per_prefix = _memberships_after(events)
+        for p in {p for m in per_prefix for p in m}:
+            options = {{None: (0, 0), True: (1, 0), False: (0, 1)}[m.get(p)] for m in per_prefix}
+            contributions.setdefault(p, []).append(options)
+    result = {}
+    for p, per_camera in contributions.items():
+        # The sums of one option per camera, as a bit set over registered * stride + retired.
+        stride = len(per_camera) + 1
+        sums = 1
+        for options in per_camera:
+            shifted = 0
+            for registered, retired in options:
+                shifted |= sums << (registered * stride + retired)
+            sums = shifted
+        result[p] = {divmod(bit, stride) for bit in range(sums.bit_length()) if (sums >> bit) & 1}
+    return result
+
+
+def true_counts(history: dict[str, list[dict]]) -> dict[str, tuple[int, int]]:
+    """Per province, (registered, retired) after every event."""
+    counts: dict[str, list[int]] = {}
+    for events in history.values():
+        for p, registered in _memberships_after(events)[-1].items():
+            counts.setdefault(p, [0, 0])[0 if registered else 1] += 1
+    return {p: (r, t) for p, (r, t) in counts.items()}
