@@ -113,3 +113,14 @@ def _fastavro_build() -> str:
     except ImportError:
         return " (pure Python)"
     return " (C extension)"
+
+
+def markdown(block: dict[str, str]) -> list[str]:
+    """The "Machine" subsection of a benchmark section, as Markdown lines."""
+    return [
+        "### Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in block.items()),
+    ]

@@ -206,19 +206,17 @@ def transactional_producer(
     `init_transactions` fences an earlier process with the same transactional id: a sink
     restarted after SIGKILL aborts its predecessor's open transaction at once, instead of
     readers waiting `transaction.timeout.ms` for it."""
-    config = settings.client_config() | {
-        "client.id": f"{settings.client_id}-{client_suffix}",
-        "transactional.id": transactional_id,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "compression.type": "lz4",
-        # A transaction left open by a crashed process blocks read_committed readers of its
-        # topics until it times out; keep that short (a batch commits within seconds).
-        "transaction.timeout.ms": 30_000,
-        "logger": logs.librdkafka_logger(),  # served by poll(), flush() and the txn calls
-    }
-    prod = Producer(config)
+    prod = producer(
+        settings,
+        client_suffix=client_suffix,
+        **{
+            "transactional.id": transactional_id,
+            "linger.ms": 5,
+            # A transaction left open by a crashed process blocks read_committed readers of
+            # its topics until it times out; keep that short (a batch commits within seconds).
+            "transaction.timeout.ms": 30_000,
+        },
+    )
     try:
         prod.init_transactions(timeout)
     except KafkaException as exc:

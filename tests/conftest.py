@@ -336,3 +336,15 @@ def _no_leaked_threads() -> Iterator[None]:
             return
         time.sleep(0.1)
     pytest.fail(f"test leaked threads: {[t.name for t in leaked]}")
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """For tests that set up logging for the process: give the next test what it had."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -51,6 +51,27 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+class _Spool:
+    """A private temporary directory where Avro containers wait for chDB's `file()` to read
+    them: one file per insert, removed right after."""
+
+    def __init__(self, prefix: str) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self._count = itertools.count()
+
+    def write(self, data: bytes) -> Path:
+        path = self._dir / f"{os.getpid()}-{next(self._count)}.avro"
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+        return path
+
+    def remove(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
 class ChdbEngine:
     def __init__(self, path: Path):
         try:
@@ -68,8 +89,7 @@ class ChdbEngine:
             ) from exc
         self.dialect = MODERN
         self.description = f"embedded chDB at {path}"
-        self._spool = Path(tempfile.mkdtemp(prefix="cctv-chdb-"))
-        self._spooled = itertools.count()
+        self._spool = _Spool("cctv-chdb-")
 
     def execute(self, sql: str) -> None:
         self._run(sql, "CSV")
@@ -99,23 +119,20 @@ class ChdbEngine:
         Through a file and the `file()` table function rather than chDB's streaming inserter:
         after a refused stream the inserter's next use failed too, while a failed query leaves
         nothing behind."""
-        path = self._spool / f"insert-{os.getpid()}-{next(self._spooled)}.avro"
         names = ", ".join(f"`{c}`" for c in columns)
+        path = self._spool.write(container)
         try:
-            path.write_bytes(container)
             self._run(
                 f"INSERT INTO {table} ({names}) SELECT {names} FROM file('{path}', 'Avro') "
                 "SETTINGS max_threads = 1, max_insert_threads = 1",
                 "CSV",
             )
-        except OSError as exc:
-            raise StorageError(f"chDB: cannot write {path}: {exc}") from exc
         finally:
             path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self._session.close()
-        shutil.rmtree(self._spool, ignore_errors=True)
+        self._spool.remove()
 
     def _run(self, sql: str, fmt: str) -> Any:
         try:
@@ -153,6 +170,7 @@ class ServerEngine:
         self.version = version
         self.dialect = dialect_for_version(version)
         self._http = None
+        self._http_settings: dict[str, str] = {}
         if http_port:
             scheme = "https" if parts.scheme == "clickhouses" else "http"
             self._http = (
@@ -165,8 +183,7 @@ class ServerEngine:
             self._http_settings = dict(urllib.parse.parse_qsl(parts.query))
         self._transcoder: Any = None
         self._column_types: dict[str, dict[str, str]] = {}
-        self._spool: Path | None = None
-        self._spooled = itertools.count()
+        self._spool: _Spool | None = None
 
     def accepts_avro(self) -> bool:
         """Whether `insert_avro` can work: the HTTP port answers ClickHouse's /ping."""
@@ -191,19 +208,16 @@ class ServerEngine:
             # In memory: a parser that stores nothing. chDB has one embedded server per process,
             # so this cannot run beside an open ChdbEngine (a sink uses one engine, never both).
             self._transcoder = chdb.session.Session()
-            self._spool = Path(tempfile.mkdtemp(prefix="cctv-transcode-"))
+            self._spool = _Spool("cctv-transcode-")
         assert self._spool is not None
-        path = self._spool / f"rows-{os.getpid()}-{next(self._spooled)}.avro"
         select = ", ".join(f"CAST(`{c}` AS {types[c]}) AS `{c}`" for c in columns)
+        path = self._spool.write(container)
         try:
-            path.write_bytes(container)
             result = self._transcoder.query(
                 f"SELECT {select} FROM file('{path}', 'Avro') SETTINGS max_threads = 1",
                 "RowBinary",
             )
             body = result.bytes()
-        except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc}") from exc
         except Exception as exc:
             raise StorageError(f"chDB could not read the Avro rows for {table}: {exc}") from exc
         finally:
@@ -224,7 +238,7 @@ class ServerEngine:
     def _post(self, query: str, body: bytes) -> None:
         assert self._http is not None
         base, user, password = self._http
-        params = {**getattr(self, "_http_settings", {}), "query": query}
+        params = {**self._http_settings, "query": query}
         request = urllib.request.Request(
             base + "?" + urllib.parse.urlencode(params), data=body, method="POST"
         )
@@ -259,7 +273,7 @@ class ServerEngine:
             self._transcoder.close()
             self._transcoder = None
         if self._spool is not None:
-            shutil.rmtree(self._spool, ignore_errors=True)
+            self._spool.remove()
 
     def _call(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
         try:

@@ -23,7 +23,6 @@ whose consumer group lost its committed offsets resumes there, not from the begi
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -33,7 +32,6 @@ from cctv.storage.tables import TableSpec, month_bounds
 LEDGER_TABLE = "_sink_ledger"
 _COLUMNS = (
     "batch_id",
-    "seq",
     "written_at",
     "sink_group",
     "topic",
@@ -51,7 +49,6 @@ def ledger_table_sql(database: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {database}.{LEDGER_TABLE}\n(\n"
         "    `batch_id` String,\n"
-        "    `seq` UInt64,\n"
         "    `written_at` DateTime('UTC'),\n"
         "    `sink_group` String,\n"
         "    `topic` String,\n"
@@ -86,8 +83,8 @@ class InDoubt:
 
     resume: int  # consume from here
     last: int  # offsets resume..last are in doubt; -1 when nothing is
-    tables: dict[str, set[int]] = field(default_factory=dict)  # table -> months (empty: all)
-    months_known: dict[str, bool] = field(default_factory=dict)
+    # table -> the months written, or None when some entry did not know them (read them all)
+    tables: dict[str, set[int] | None] = field(default_factory=dict)
 
 
 class Ledger:
@@ -99,11 +96,9 @@ class Ledger:
 
     def record(self, batch_id: str, entries: Iterable[Entry]) -> None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-        seq = time.time_ns()
         rows = [
             (
                 batch_id,
-                seq,
                 now,
                 self.sink_group,
                 e.topic,
@@ -142,8 +137,8 @@ class Ledger:
             doubt.last = max(doubt.last, int(row["last_offset"]))
             months = {int(m) for m in row["months"]}
             table = row["table"]
-            doubt.tables.setdefault(table, set()).update(months)
-            doubt.months_known[table] = doubt.months_known.get(table, True) and bool(months)
+            known = doubt.tables.get(table, set())
+            doubt.tables[table] = known | months if known is not None and months else None
         return doubt
 
     def stored_offsets(

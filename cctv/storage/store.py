@@ -70,15 +70,9 @@ class Store:
         source: SourcePosition,
         ingested_at: dt.datetime,
     ) -> tuple[Any, ...]:
-        dialect = self.engine.dialect
-        values = [c.to_value(record.get(c.name), dialect) for c in self._columns[spec.name]]
-        values += [
-            source.topic,
-            source.partition,
-            source.offset,
-            ingested_at.replace(microsecond=0),
-        ]
-        return tuple(values)
+        build = self.row_builder(spec)
+        at = ingested_at.replace(microsecond=0)
+        return build(record, source.topic, source.partition, source.offset, at)
 
     def row_builder(self, spec: TableSpec) -> RowBuilder:
         """`build_row` for one table with the per-column work decided once (the sink's path).

@@ -29,7 +29,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cctv.storage.tables import Dialect, TableSpec
+from cctv.storage.tables import Dialect, TableSpec, month_bounds, month_of
 
 _PRIMITIVES = {"string", "int", "long", "float", "double", "boolean"}
 _SOURCE_FIELDS = [
@@ -41,6 +41,10 @@ _SOURCE_FIELDS = [
 _MAGIC = b"\xc3\x01"
 _HEADER = 10
 _EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _millis(naive_utc: dt.datetime) -> int:
+    return int((naive_utc - _EPOCH).total_seconds() * 1000)
 
 
 def zigzag(n: int) -> bytes:
@@ -84,8 +88,8 @@ class Passthrough:
         extended = dict(raw_schema)
         extended["fields"] = list(raw_schema["fields"]) + _SOURCE_FIELDS
         self._schema_json = json.dumps(extended).encode("utf-8")
-        self._lo = int((dialect.time_min - _EPOCH).total_seconds() * 1000)
-        self._hi = int((dialect.time_max - _EPOCH).total_seconds() * 1000)
+        self._lo = _millis(dialect.time_min)
+        self._hi = _millis(dialect.time_max)
         self._month = (0, 0, 0)  # (start_ms, end_ms, yyyymm) of the last month seen
 
     @classmethod
@@ -129,11 +133,9 @@ class Passthrough:
         start, end, month = self._month
         if start <= millis < end:
             return month
-        at = dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
-        month = at.year * 100 + at.month
-        first = dt.datetime(at.year, at.month, 1, tzinfo=dt.UTC)
-        following = dt.datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=dt.UTC)
-        self._month = (int(first.timestamp() * 1000), int(following.timestamp() * 1000), month)
+        month = month_of(dt.datetime.fromtimestamp(millis / 1000, dt.UTC))
+        first, following = month_bounds(month)
+        self._month = (_millis(first), _millis(following), month)
         return month
 
     def container(self, items: Sequence[tuple[bytes, bytes, int]], ingested_ms: int) -> bytes:

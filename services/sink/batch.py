@@ -44,6 +44,14 @@ class Block:
     sources: list[Any] = field(default_factory=list)  # Source, or the Kafka message itself
     months: list[int] = field(default_factory=list)  # toYYYYMM of each row, 0 if unknown
 
+    def by_month(self) -> Iterator[tuple[list[Any], list[Any]]]:
+        """(rows, sources) of each month, in month order: one ClickHouse partition each."""
+        indexes: dict[int, list[int]] = {}
+        for i, month in enumerate(self.months):
+            indexes.setdefault(month, []).append(i)
+        for _, chosen in sorted(indexes.items()):
+            yield [self.rows[i] for i in chosen], [self.sources[i] for i in chosen]
+
 
 @dataclass
 class _Span:

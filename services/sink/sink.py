@@ -287,7 +287,7 @@ class ClickHouseSink:
                     partition=partition,
                     first=doubt.resume,
                     last=doubt.last,
-                    months=months if doubt.months_known.get(table.name) else None,
+                    months=months,
                 )
                 self._skip[key] = (doubt.last, stored)
                 log.info(
@@ -362,8 +362,7 @@ class ClickHouseSink:
             row, month, error = self._row(topic, partition, offset, value, ingested_at)
             if error is not None:
                 batch.add_dead_letter(
-                    topic.encode(),
-                    self._letter(_source(msg), error),
+                    *self._dead_letter(msg, error),
                     topic=topic,
                     partition=partition,
                     offset=offset,
@@ -390,12 +389,11 @@ class ClickHouseSink:
             record = self.codec.decode(value, expected=spec.schema_name).record
             row = self._builders[topic](record, topic, partition, offset, ingested_at)
             return row, month_of(record[table.time_column]), None
-        except StorageError:
-            raise
         except (SchemaError, CctvError, ValueError, TypeError, KeyError) as exc:
             return None, 0, exc
 
-    def _letter(self, source: Any, exc: BaseException) -> bytes:
+    def _dead_letter(self, source: Any, exc: BaseException) -> tuple[bytes, bytes]:
+        """(key, encoded dead letter) for a message -- a Kafka message or a `Source`."""
         if not isinstance(source, Source):
             source = _source(source)
         record = dead_letter(
@@ -418,7 +416,7 @@ class ClickHouseSink:
             record["error"],
         )
         self.stats.dead_lettered += 1
-        return self.codec.encode("dead_letter", record)
+        return source.topic.encode(), self.codec.encode("dead_letter", record)
 
     # -- flush and commit --------------------------------------------------------------------
     def flush(self) -> None:
@@ -497,26 +495,16 @@ class ClickHouseSink:
     def _insert_block(self, block: Block):
         """Insert a table's rows one month (= one ClickHouse partition) at a time; yields the
         number of rows each insert stored."""
-        by_month: dict[int, list[int]] = {}
-        for i in range(len(block.rows)):
-            by_month.setdefault(block.months[i], []).append(i)
-        for _, indexes in sorted(by_month.items()):
-            rows = [block.rows[i] for i in indexes]
-            sources = [block.sources[i] for i in indexes]
+        for rows, sources in block.by_month():
             yield self._insert_rows(block.spec, rows, sources)
 
     def _insert_avro_block(self, block: Block, ingested_ms: int):
         """The passthrough's rows, one Avro container per month. A container ClickHouse refuses
         (a corrupt body, a value it cannot read) is redone message by message in Python, where
         each bad message becomes its own dead letter."""
-        by_month: dict[int, list[int]] = {}
-        for i in range(len(block.rows)):
-            by_month.setdefault(block.months[i], []).append(i)
         ingested_at = dt.datetime.fromtimestamp(ingested_ms / 1000, dt.UTC)
         table = f"{self.store.database}.{block.spec.name}"
-        for _, indexes in sorted(by_month.items()):
-            items = [block.rows[i] for i in indexes]
-            sources = [block.sources[i] for i in indexes]
+        for items, sources in block.by_month():
             self._check_poll_interval()
             through = self._passthrough[sources[0].topic()]
             try:
@@ -538,9 +526,7 @@ class ClickHouseSink:
                     rows.append(row)
                     good.append(msg)
                 else:
-                    self._batch.dead_letters.append(
-                        (msg.topic().encode(), self._letter(msg, error))
-                    )
+                    self._batch.dead_letters.append(self._dead_letter(msg, error))
             yield self._insert_rows(block.spec, rows, good) if rows else 0
 
     def _check_poll_interval(self) -> None:
@@ -574,9 +560,8 @@ class ClickHouseSink:
         refused = self._refused(spec, rows, list(range(len(rows))))
         for i, error in refused:
             self.stats.rejected += 1
-            source = sources[i] if isinstance(sources[i], Source) else _source(sources[i])
-            letter = self._letter(source, RowRejected(str(error), field=_field_of(str(error))))
-            self._batch.dead_letters.append((source.topic.encode(), letter))
+            refusal = RowRejected(str(error), field=_field_of(str(error)))
+            self._batch.dead_letters.append(self._dead_letter(sources[i], refusal))
         bad = {i for i, _ in refused}
         good = [row for i, row in enumerate(rows) if i not in bad]
         if good:
