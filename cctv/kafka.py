@@ -27,6 +27,10 @@ def producer(settings: KafkaSettings, *, client_suffix: str, **extra: Any) -> Pr
         "enable.idempotence": True,
         "linger.ms": 20,
         "compression.type": "lz4",
+        # Java's (and aiokafka's, so Faust's) partitioner: a province-keyed record published
+        # here lands on the same partition as one Faust sends with that key. librdkafka's
+        # default (CRC32) would break the co-partitioning the quota agent joins on.
+        "partitioner": "murmur2_random",
         "logger": logs.librdkafka_logger(),  # served by poll() and flush()
     }
     config.update(extra)

@@ -179,6 +179,15 @@ class Stack:
         self.procs.append(proc)
         return proc
 
+    def process_logs(self, tail: int = 6000) -> str:
+        """The end of every spawned process's log, for a failure message: a stalled process
+        is diagnosed from what it printed, not from a rerun that may not stall."""
+        parts = []
+        for path in sorted(self.root.glob("*.log")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            parts.append(f"\n----- {path.name} (last {tail} chars) -----\n{text[-tail:]}")
+        return "".join(parts)
+
     def log(self, name: str) -> str:
         path = self.root / f"{name}.log"
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
@@ -273,9 +282,15 @@ class Stack:
         finally:
             consumer.close()
         if expect is not None and len(records) < expect:
-            pytest.fail(f"{logical}: {len(records)} of {expect} records within {timeout:.0f} s")
+            pytest.fail(
+                f"{logical}: {len(records)} of {expect} records within {timeout:.0f} s"
+                + self.process_logs()
+            )
         if until is not None and not until(records):
-            pytest.fail(f"{logical}: condition not met within {timeout:.0f} s; got {records[-5:]}")
+            pytest.fail(
+                f"{logical}: condition not met within {timeout:.0f} s; got {records[-5:]}"
+                + self.process_logs()
+            )
         return records
 
 
