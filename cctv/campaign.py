@@ -28,6 +28,12 @@ class SelectionRule(_Strict):
     rounding: Literal["ceil", "floor", "half_up"] = Field("ceil", title="rounding of the count")
     basis: Literal["registered_cameras"] = "registered_cameras"
     deadline: dt.date = Field(title="selection due by the end of this day (campaign timezone)")
+    late_policy: Literal["flag", "refuse"] = Field(
+        "flag", title="a decision after the deadline: accepted and flagged late, or refused"
+    )
+    at_risk_days: int = Field(
+        7, ge=0, title="QUOTA_AT_RISK when below quota this many days before the deadline"
+    )
 
 
 class WorkingGroupRule(_Strict):
@@ -38,6 +44,18 @@ class SubcommitteeRule(_Strict):
     min_budget: Decimal = Field(gt=0, title="projects at or above this budget (baht) go here too")
     send_by: dt.date
     decide_by: dt.date
+    mail_to: list[str] = Field(
+        min_length=1, title="where the mailer sends each project routed here (the directive: e-mail)"
+    )
+
+    @field_validator("mail_to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            local, at, domain = address.partition("@")
+            if not (local and at and "." in domain) or any(c.isspace() for c in address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
 
 
 class RegistryRule(_Strict):
@@ -104,6 +122,11 @@ class Campaign(_Strict):
         """A deadline "by <day>" lasts until the end of that day, local time; returned in UTC."""
         local = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), ZoneInfo(self.timezone))
         return local.astimezone(dt.UTC)
+
+    def due(self, day: dt.date) -> dt.datetime:
+        """The last millisecond of `day` (campaign timezone), in UTC: what a record shows as
+        the deadline. Anything after it is late."""
+        return self.end_of_day(day) - dt.timedelta(milliseconds=1)
 
     def in_campaign(self, province_code: str) -> bool:
         return province_code in self.provinces

@@ -134,15 +134,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "body": "PROVINCIAL_WORKING_GROUP",
                 "send_by": None,
                 "decide_by": dt.datetime(2020, 12, 30, 16, 59, 59, 999000, tzinfo=UTC),
+                "late": False,
             },
             {
                 "body": "NATIONAL_SUBCOMMITTEE",
                 "send_by": dt.datetime(2020, 12, 24, 16, 59, 59, 999000, tzinfo=UTC),
                 "decide_by": dt.datetime(2020, 12, 30, 16, 59, 59, 999000, tzinfo=UTC),
+                "late": True,
             },
         ],
         "late": True,
         "late_reasons": ["after_send_by:NATIONAL_SUBCOMMITTEE"],
+    },
+    "rules_clock": {
+        **_header(producer="quota-processor"),
+        "at": dt.datetime(2020, 12, 25, 0, 0, tzinfo=UTC),
     },
     "health_window": {
         **_header(producer="health-processor"),
