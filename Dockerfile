@@ -38,7 +38,7 @@ ENV CCTV_DATA_DIR=/var/lib/cctv
 
 # Writable state lives under /var/lib/cctv (mount volumes there); a named volume mounted on
 # these directories starts with this ownership.
-RUN mkdir -p /var/lib/cctv/faust /var/lib/cctv/chdb \
+RUN mkdir -p /var/lib/cctv/faust /var/lib/cctv/chdb /var/lib/cctv/mailer \
     && chown -R cctv:cctv /var/lib/cctv
 
 USER cctv

@@ -33,6 +33,11 @@ KNOWN: dict[str, str] = {
     "worker.after_table_write": "an agent wrote its table, before sending its output",
     "worker.after_delivery": "Kafka confirmed an event's outputs and changelog records and the "
     "event was acknowledged, before its offset commits",
+    "mailer.before_send": "the mailer is about to hand a mail to the SMTP server",
+    "mailer.after_send": "the SMTP server accepted a mail, before the mailer's journal records "
+    "it (the one window that mails twice, with the same Message-ID)",
+    "mailer.after_journal": "the journal recorded a sent mail (fsynced), before the offset commits",
+    "mailer.after_commit": "a routing's offset committed after its mail",
 }
 
 

@@ -57,6 +57,12 @@ SERVICES: dict[str, Service] = {
             command=("cctv", "sink"),
             description="Kafka -> ClickHouse sink of the history topics",
         ),
+        Service(
+            name="mailer",
+            module="services.mailer",
+            command=("cctv", "mailer"),
+            description="e-mails each national-subcommittee project routing, once per version",
+        ),
     )
 }
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -183,6 +183,75 @@ class SinkSettings(_Section):
     )
 
 
+class MailerSettings(_Section):
+    """The subcommittee mailer (services/mailer/): its SMTP server and its Kafka consumer."""
+
+    smtp_host: str = Field("127.0.0.1", min_length=1, title="SMTP server host name or address")
+    smtp_port: int = Field(
+        587, ge=1, le=65535, title="SMTP port: 587 for starttls, 465 for tls, 25 for none"
+    )
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        title="starttls: plain connection upgraded with STARTTLS (required, never skipped); "
+        "tls: implicit TLS from the first byte (SMTPS); none: no encryption (a local relay only)",
+    )
+    ca_file: Path | None = Field(
+        None,
+        title="PEM file of the certificate authorities trusted for the SMTP server; unset = "
+        "the system's. The server's certificate and host name are always verified",
+    )
+    username: str | None = Field(None, title="SMTP AUTH user; unset = no authentication")
+    password: SecretStr | None = Field(None, title="SMTP AUTH password (secret: never shown)")
+    from_address: str = Field(
+        "cctv-backbone@localhost", title="envelope sender and From: of every mail"
+    )
+    timeout_seconds: float = Field(30.0, gt=0, title="SMTP connect / command timeout")
+    group_id: str = Field("cctv-mailer", title="Kafka consumer group of the mailer")
+    instance_id: str | None = Field(
+        None,
+        title="this mailer's static group membership (default: the host name), so a restart "
+        "takes its partitions back at once",
+    )
+    session_timeout_seconds: float = Field(
+        10.0, ge=6, title="a dead mailer's partitions move on after this long"
+    )
+    journal_dir: Path = Field(
+        DEFAULT_DATA_DIR / "mailer",
+        title="durable journal of the mails the SMTP server accepted (default: data_dir/mailer)",
+    )
+    retry_max_seconds: float = Field(
+        60.0, gt=0, title="longest pause between attempts while the SMTP server fails"
+    )
+
+    @field_validator("username", "password", "ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # Compose files and shells pass "unset" as an empty string.
+        if value == "":
+            return None
+        # YAML reads a password 123456 as a number; a password is text.
+        return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("from_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        local, at, domain = value.partition("@")
+        if not (local and at and domain) or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_need_encryption(self) -> MailerSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password: give both, or neither")
+        if self.username is not None and self.security == "none":
+            raise ValueError(
+                "username: SMTP credentials would cross the network unencrypted; "
+                "set security to starttls or tls"
+            )
+        return self
+
+
 class Settings(_Section):
     """Everything a process needs to know about its surroundings."""
 
@@ -190,6 +259,7 @@ class Settings(_Section):
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     processors: ProcessorSettings = Field(default_factory=ProcessorSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
+    mailer: MailerSettings = Field(default_factory=MailerSettings)
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
         title="where this process writes local data: embedded chDB (chdb/), Faust tables "
@@ -225,6 +295,7 @@ class Settings(_Section):
         for section, key, name in (
             ("clickhouse", "chdb_path", "chdb"),
             ("processors", "datadir", "faust"),
+            ("mailer", "journal_dir", "mailer"),
         ):
             given = values.get(section)
             if given is None:
@@ -338,8 +409,13 @@ def _explain(exc: ValidationError, *, source: str) -> str:
 
 
 def _is_secret(loc: tuple[Any, ...]) -> bool:
-    # kafka.extra holds SASL/TLS secrets and clickhouse.url may carry a password.
-    return tuple(loc[:2]) in (("kafka", "extra"), ("clickhouse", "url"))
+    # kafka.extra holds SASL/TLS secrets and clickhouse.url may carry a password; a rule
+    # across the mailer's fields is reported on the whole section, password included.
+    return tuple(loc[:2]) in (
+        ("kafka", "extra"),
+        ("clickhouse", "url"),
+        ("mailer", "password"),
+    ) or (tuple(loc) == ("mailer",))
 
 
 def _mask(data: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -105,6 +105,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_sink)
 
+    p = sub.add_parser(
+        "mailer",
+        help="e-mail each national-subcommittee project routing once (until Ctrl-C)",
+        description="Consume project routings and send each one that goes to the national "
+        "subcommittee, once per routing version, to the campaign's mail_to over SMTP "
+        "(settings: mailer.*).",
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds without routings",
+    )
+    p.set_defaults(handler=_mailer)
+
+    registry = sub.add_parser("registry", help="the national camera registry (R4)").add_subparsers(
+        metavar="ACTION"
+    )
+    p = registry.add_parser(
+        "export",
+        help="a province's projects for the national camera registry, as CSV",
+        description="List the projects of PROVINCE routed to the national camera registry "
+        "(latest routing version per project, from the project_routing topic) as a CSV "
+        "file the province can upload (UTF-8 with BOM, for Excel).",
+    )
+    p.add_argument("province", help="province code (TH-50), number (50) or name")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here (default: standard output)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="give up reading the topic after S seconds (default 30)",
+    )
+    p.set_defaults(handler=_registry_export)
+
     p = sub.add_parser("demo", help="the whole pipeline on this machine, with a sample inventory")
     p.set_defaults(handler=_demo)
 
@@ -204,6 +241,18 @@ def _sink(args: argparse.Namespace) -> int:
     from services.sink.run import main as sink_main
 
     return sink_main(["--idle-exit", str(args.idle_exit)] if args.idle_exit else [])
+
+
+def _mailer(args: argparse.Namespace) -> int:
+    from services.mailer.run import main as mailer_main
+
+    return mailer_main(["--idle-exit", str(args.idle_exit)] if args.idle_exit else [])
+
+
+def _registry_export(args: argparse.Namespace) -> int:
+    from cctv_cli.registry import export
+
+    return export(load_context(), province=args.province, output=args.output, timeout=args.timeout)
 
 
 def _demo(args: argparse.Namespace) -> int:

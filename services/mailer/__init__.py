@@ -1,0 +1,1 @@
+"""The subcommittee mailer: each national-subcommittee routing, e-mailed once per version."""
