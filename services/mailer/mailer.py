@@ -243,6 +243,13 @@ class SubcommitteeMailer:
         try:
             routing = self.codec.decode(msg.value() or b"", expected=SCHEMA).record
         except SchemaError as exc:
+            if getattr(exc, "reason_code", None) == "schema_registry_unavailable" and (
+                self.codec.uses_confluent_framing
+            ):
+                # The registry is down: every Confluent-framed routing would fail alike. Wait
+                # it out (as the worker does) instead of draining the topic into dead letters.
+                # Without a registry configured, nothing will ever read it: a dead letter.
+                raise _Retry(f"cannot decode: {exc}") from exc
             self._dead_letter(msg, exc)
             return
         if not goes_to_subcommittee(routing):
