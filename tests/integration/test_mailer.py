@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from cctv import kafka as kafka_clients
 from cctv.settings import CONFIG_DIR
@@ -92,15 +92,26 @@ def committed(stack: Stack, group: str | None = None) -> list[tuple[int, int, in
         client_suffix="test-offsets",
     )
     try:
+        # A broker that just started may answer NOT_COORDINATOR while it loads the group.
+        answer = wait_until(
+            lambda: _committed_once(consumer, name), timeout=60, what="the group coordinator"
+        )
         result = []
-        for tp in consumer.committed(
-            [TopicPartition(name, p) for p in range(TEST_PARTITIONS)], timeout=15
-        ):
+        for tp in answer:
             end = consumer.get_watermark_offsets(TopicPartition(name, tp.partition), timeout=15)[1]
             result.append((tp.partition, tp.offset, end))
         return result
     finally:
         consumer.close()
+
+
+def _committed_once(consumer: Any, name: str) -> list[TopicPartition] | None:
+    try:
+        return consumer.committed(
+            [TopicPartition(name, p) for p in range(TEST_PARTITIONS)], timeout=15
+        )
+    except KafkaException:
+        return None
 
 
 def wait_all_committed(stack: Stack, group: str | None = None, timeout: float = 120) -> None:
