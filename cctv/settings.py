@@ -136,6 +136,18 @@ class ProcessorSettings(_Section):
         le=300,
         title="a dead worker's partitions move to another (or to its restart) after this long",
     )
+    batch_max_events: int = Field(
+        1000, ge=1, title="the rules' agents take up to this many events per batch"
+    )
+    batch_max_seconds: float = Field(
+        0.05, gt=0, title="...or what arrived within this long, whichever comes first"
+    )
+    clock_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        title="the leader worker ticks the rules' clock (deadline alerts) this often, from its "
+        "wall clock; 0: no ticks from the worker (a simulator or `cctv rules tick` sends them)",
+    )
 
 
 class SinkSettings(_Section):

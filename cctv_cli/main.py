@@ -105,12 +105,85 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_sink)
 
+    p = sub.add_parser(
+        "route",
+        help="where a CCTV project goes (rules R2-R4), by when, and why -- no Kafka needed",
+        description="Apply the campaign's routing rules to one project and print its "
+        "destinations, their deadlines, the late flags and the reasons, in Thai and English. "
+        "Bad input: an error naming the argument, exit code 2.",
+    )
+    p.add_argument("--budget", required=True, metavar="AMOUNT", help="baht, e.g. 10000001.00")
+    p.add_argument("--kind", required=True, metavar="procurement|other")
+    p.add_argument("--province", required=True, metavar="TH-xx")
+    p.add_argument(
+        "--submitted-at",
+        required=True,
+        metavar="ISO8601",
+        help="e.g. 2020-12-24T23:59:59+07:00 (no offset: Bangkok time)",
+    )
+    p.add_argument("--campaign", metavar="FILE", help="a campaign file (default: the settings')")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(handler=_route)
+
+    rules = sub.add_parser("rules", help="the directive's rules, without Kafka").add_subparsers(
+        metavar="ACTION"
+    )
+    p = rules.add_parser(
+        "run",
+        help="feed a scenario (JSON lines) through the rules and print every derived event",
+        description='Each input line is {"kind": "cameras" | "selections" | "projects", '
+        '...the fields `cctv publish KIND` accepts} or {"kind": "clock", "at": ISO8601}, '
+        "which moves the rules' clock for every campaign province (deadline alerts). Lines "
+        "run in file order through the functions the agents use. Exit code 1 when a line was "
+        "rejected.",
+    )
+    p.add_argument("--input", required=True, metavar="FILE.jsonl", help="- for standard input")
+    p.add_argument("--campaign", metavar="FILE", help="a campaign file (default: the settings')")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='one line per derived event: {"schema": ..., "record": {...}}',
+    )
+    p.set_defaults(handler=_rules_run)
+
     p = sub.add_parser("demo", help="the whole pipeline on this machine, with a sample inventory")
     p.set_defaults(handler=_demo)
 
     p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
     p.set_defaults(handler=lambda args: print(load_settings().render(), end=""))
     return parser
+
+
+def _route(args: argparse.Namespace) -> int:
+    from cctv_cli.rules import UsageError, route_command, with_campaign
+
+    try:
+        ctx = with_campaign(load_context(), args.campaign)
+        return route_command(
+            ctx,
+            budget=args.budget,
+            kind=args.kind,
+            province=args.province,
+            submitted_at=args.submitted_at,
+            as_json=args.json,
+        )
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _rules_run(args: argparse.Namespace) -> int:
+    from cctv_cli.rules import run_scenario, with_campaign
+
+    ctx = with_campaign(load_context(), args.campaign)
+    if args.input == "-":
+        return run_scenario(ctx, sys.stdin, source="stdin", as_json=args.json)
+    try:
+        with open(args.input, encoding="utf-8") as stream:
+            return run_scenario(ctx, stream, source=args.input, as_json=args.json)
+    except FileNotFoundError:
+        print(f"error: --input: {args.input} does not exist", file=sys.stderr)
+        return 2
 
 
 def _publish(args: argparse.Namespace) -> int:

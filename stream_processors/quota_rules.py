@@ -413,7 +413,11 @@ class QuotaRules:
             "accepted": reason is None,
             "reason": reason,
             "selected_cameras": selected,
-            "required_cameras": required_cameras(self.campaign, registered),
+            "required_cameras": (
+                required_cameras(self.campaign, registered)
+                if self.campaign.in_campaign(province)
+                else 0  # no quota outside the campaign
+            ),
             "message_en": en.format(**words),
             "message_th": th.format(**words),
             "late": late,

@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cctv.campaign import Campaign
-from cctv.dates import format_be
+from cctv.dates import BANGKOK, format_be
 from cctv.exceptions import InputError
 from cctv.ids import derived_event_id
 from cctv.provinces import Provinces
@@ -310,7 +310,7 @@ class RoutingRules:
             "subject_id": project,
             "message_en": (
                 f"project {project} ({budget:,.2f} baht) reached the national subcommittee on "
-                f"{submitted.isoformat()}, after its send-by deadline {send_by.isoformat()}"  # type: ignore[union-attr]
+                f"{_bangkok(submitted)}, after its send-by deadline {_bangkok(send_by)}"  # type: ignore[arg-type]
             ),
             "message_th": (
                 f"โครงการ {project} ({budget:,.2f} บาท) เสนอคณะอนุกรรมการเมื่อ {format_be(submitted)}"
@@ -318,6 +318,10 @@ class RoutingRules:
             ),
             "campaign_id": self.campaign.campaign_id,
         }
+
+
+def _bangkok(moment: dt.datetime) -> str:
+    return moment.astimezone(BANGKOK).isoformat(timespec="seconds")
 
 
 def _utc(value: dt.datetime | int) -> dt.datetime:

@@ -167,12 +167,23 @@ class Stack:
             timeout=timeout,
         )
 
-    def spawn(self, module: str, name: str) -> subprocess.Popen:
+    def spawn(
+        self, module: str, name: str, *, overrides: dict[str, Any] | None = None
+    ) -> subprocess.Popen:
+        """Run `python -m module` with the stack's settings (plus `overrides`, e.g. a second
+        worker's own table directory), its output in <name>.log."""
         log = (self.root / f"{name}.log").open("ab")
+        env = self.env()
+        if overrides:
+            data = self.settings_data()
+            _deep_merge(data, overrides)
+            path = self.root / f"settings-{name}.yaml"
+            path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+            env["CCTV_SETTINGS_FILE"] = str(path)
         proc = subprocess.Popen(
             [sys.executable, "-m", module],
             cwd=REPO_ROOT,
-            env=self.env(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
