@@ -108,9 +108,8 @@ def route_command(
         )
         return 0
     label = ctx.provinces.get(code).label
-    print(
-        f"{campaign.campaign_id} ({campaign.rule_version}): {amount:,.2f} baht, {kind_symbol}, {label}"
-    )
+    print(f"{campaign.campaign_id} ({campaign.rule_version}): {amount:,.2f} baht, {kind_symbol}")
+    print(f"province {label}")
     print(f"submitted {format_be(when)} ({_local_iso(when)})")
     for d in r.destinations:
         en, th = BODY_NAMES[d.body]
