@@ -125,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(handler=_route)
 
+    p = sub.add_parser(
+        "quota",
+        help="each campaign province's selection progress, from ClickHouse",
+        description="The latest quota progress the quota agent published, per campaign "
+        "province (registered, selected and required cameras, status), read from ClickHouse.",
+    )
+    p.add_argument("--province", metavar="TH-xx", help="one province (code or name)")
+    p.add_argument("--json", action="store_true", help="one JSON object per province")
+    p.set_defaults(handler=_quota)
+
     rules = sub.add_parser("rules", help="the directive's rules, without Kafka").add_subparsers(
         metavar="ACTION"
     )
@@ -170,6 +180,39 @@ def _route(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _quota(args: argparse.Namespace) -> int:
+    from cctv.reports import quota_report, quota_rows
+
+    ctx = load_context()
+    province = None
+    if args.province:
+        try:
+            province = ctx.provinces.resolve(args.province)
+        except CctvError as exc:
+            print(f"error: --province: {exc}", file=sys.stderr)
+            return 2
+    store = ctx.open_store()
+    try:
+        rows = quota_rows(store, ctx.provinces, ctx.campaign, province)
+        source = f"{store.engine.description}, table {store.database}.quota_progress"
+    finally:
+        store.engine.close()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False, default=_json_default))
+    else:
+        print(quota_report(rows, source=source, campaign=ctx.campaign))
+    return 0
+
+
+def _json_default(value: object) -> str:
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _rules_run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ with two workers sharing the partitions."""
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
@@ -52,6 +53,23 @@ def test_december_scenario_live_matches_rules_run(rules_stack):
         ("QUOTA_MISSED", "TH-10"),
         ("QUOTA_MISSED", "TH-57"),
     ]
+
+    # Through the sink into ClickHouse, and back out with `cctv quota`.
+    rules_stack.stop_all()  # the worker; chDB then belongs to the sink alone
+    sink = rules_stack.cctv("sink", "--idle-exit", "3", timeout=300)
+    assert sink.returncode == 0, sink.stderr[-3000:]
+    shown = rules_stack.cctv("quota", "--json")
+    assert shown.returncode == 0, shown.stderr
+    rows = {r["province_code"]: r for r in map(json.loads, shown.stdout.splitlines())}
+    assert set(rows) == {"TH-10", "TH-50", "TH-57"}
+    assert [
+        rows[c][k]
+        for c in ("TH-50", "TH-57", "TH-10")
+        for k in ("registered_cameras", "selected_cameras", "required_cameras", "status")
+    ] == [6, 2, 2, "MET", 5, 1, 1, "MET", 3, 0, 1, "MISSED"]
+    table = rules_stack.cctv("quota", "--province", "Chiang Rai")
+    assert table.returncode == 0, table.stderr
+    assert "เชียงราย" in table.stdout and "MET" in table.stdout and "2563" in table.stdout
 
 
 def test_december_scenario_survives_a_sigkill_midway(rules_stack):
