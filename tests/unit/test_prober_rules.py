@@ -43,9 +43,15 @@ def frames(kind: str, n: int = 5) -> list[np.ndarray]:
     if kind == "frozen":
         still = scene(3)
         return [luma(still.copy()) for _ in range(n)]
-    if kind == "covered":  # a hand over the lens: dark, no detail, a little sensor noise
+    if kind == "covered":  # a hand over the lens: dark, no detail, sensor noise
         return [
-            luma(np.clip(RNG.normal(25, 6.0, (480, 640, 3)), 0, 255).astype(np.uint8))
+            luma(
+                cv2.GaussianBlur(
+                    np.clip(RNG.normal(25, 8.0, (480, 640, 3)), 0, 255).astype(np.uint8),
+                    (0, 0),
+                    2,
+                )
+            )
             for _ in range(n)
         ]
     raise AssertionError(kind)
