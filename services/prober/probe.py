@@ -196,6 +196,7 @@ def _sample(
     previous_grey: np.ndarray | None,
 ) -> None:
     t = result.camera.thresholds
+    timed = urlsplit(result.camera.url).scheme.lower() not in ("http", "https")
     sample = Sample()
     stamps: list[float] = []
     arrivals: list[float] = []
@@ -205,7 +206,9 @@ def _sample(
     while True:
         sample.add(luma(frame))
         arrivals.append(time.monotonic())
-        stamps.append(float(capture.get(cv2.CAP_PROP_POS_MSEC)))
+        # MJPEG over HTTP carries no timestamps; OpenCV then invents them from an assumed
+        # 25 fps, so for HTTP only arrival times count.
+        stamps.append(float(capture.get(cv2.CAP_PROP_POS_MSEC)) if timed else 0.0)
         result.last_frame = frame
         if sample.count >= t.max_sample_frames:
             break
