@@ -85,7 +85,8 @@ def quota_report(rows: list[dict[str, object]], *, source: str, campaign: Campai
         "Camera selection quota per province / ความคืบหน้าการคัดเลือกกล้องรายจังหวัด",
         f"campaign {campaign.campaign_id} ({campaign.rule_version}): "
         f"{campaign.selection.percentage} % of registered cameras by "
-        f"{campaign.selection.deadline.isoformat()} ({format_be_date(campaign.selection.deadline)})",
+        f"{campaign.selection.deadline.isoformat()} "
+        f"({format_be_date(campaign.selection.deadline)})",
         f"source: {source}",
         "",
         f"{'code':7s}{'province':26s}{_pad('จังหวัด', 18)}{'registered':>11s}{'selected':>9s}"

@@ -156,6 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_rules_run)
 
+    p = sub.add_parser(
+        "prober",
+        help="probe camera streams and publish heartbeats (until Ctrl-C, or --once)",
+        description="Open each camera's stream (RTSP, HTTP/MJPEG, file) with OpenCV's FFmpeg "
+        "backend on a schedule, measure it (reachability, time to first frame, fps, "
+        "resolution, brightness, sharpness, freeze) and publish one camera_heartbeat per "
+        "probe. Cameras come from a camera list or the linked cameras of the inventory.",
+    )
+    from services.prober.options import add_arguments as add_prober_arguments
+
+    add_prober_arguments(p)
+    p.set_defaults(handler=_prober)
+
     p = sub.add_parser("demo", help="the whole pipeline on this machine, with a sample inventory")
     p.set_defaults(handler=_demo)
 
@@ -320,6 +333,12 @@ def _sink(args: argparse.Namespace) -> int:
     from services.sink.run import main as sink_main
 
     return sink_main(["--idle-exit", str(args.idle_exit)] if args.idle_exit else [])
+
+
+def _prober(args: argparse.Namespace) -> int:
+    from services.prober.run import run
+
+    return run(load_context(), args)
 
 
 def _demo(args: argparse.Namespace) -> int:
