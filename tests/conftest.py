@@ -11,6 +11,7 @@ so tests never see each other's data.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -190,9 +191,18 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def process_logs(self, tail: int = 6000) -> str:
+    def process_logs(self, tail: int = 20000) -> str:
         """The end of every spawned process's log, for a failure message: a stalled process
         is diagnosed from what it printed, not from a rerun that may not stall."""
+        workers = [
+            proc
+            for proc in self.procs
+            if proc.poll() is None and "stream_processors" in proc.args  # type: ignore[operator]
+        ]
+        for proc in workers:
+            proc.send_signal(signal.SIGUSR1)  # mode's worker logs every task's stack ("cry")
+        if workers:
+            time.sleep(3)
         parts = []
         for path in sorted(self.root.glob("*.log")):
             text = path.read_text(encoding="utf-8", errors="replace")
