@@ -155,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
         help='one line per derived event: {"schema": ..., "record": {...}}',
     )
     p.set_defaults(handler=_rules_run)
+    p = rules.add_parser(
+        "tick",
+        help="move the rules' clock: one tick per campaign province (deadline alerts)",
+        description="Publish one rules_clock tick per campaign province, at --at or now. "
+        "The worker ticks by itself every processors.clock_interval_seconds; this is for "
+        "when that is 0 (a replayed December, a simulator) or to check an alert at once.",
+    )
+    p.add_argument("--at", metavar="ISO8601", help="the time the tick says (default: now)")
+    p.set_defaults(handler=_rules_tick)
 
     p = sub.add_parser(
         "prober",
@@ -190,6 +199,16 @@ def _route(args: argparse.Namespace) -> int:
             submitted_at=args.submitted_at,
             as_json=args.json,
         )
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _rules_tick(args: argparse.Namespace) -> int:
+    from cctv_cli.rules import UsageError, publish_ticks
+
+    try:
+        return publish_ticks(load_context(), at=args.at)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

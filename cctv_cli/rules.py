@@ -329,3 +329,34 @@ def _summary(event: dict[str, Any]) -> str:
     if schema == "alert":
         return f"alert {r['alert_type']} {r['subject_id']}: {r['message_en']}"
     return json.dumps(r, ensure_ascii=False)
+
+
+# -- cctv rules tick -----------------------------------------------------------------------
+
+
+def publish_ticks(ctx: Context, *, at: str | None) -> int:
+    from cctv import kafka as kafka_clients
+    from stream_processors.rules_agents import clock_tick
+
+    try:
+        when = parse_timestamp(at) if at else dt.datetime.now(dt.UTC).replace(microsecond=0)
+    except ValueError as exc:
+        raise UsageError(f"--at: {exc}") from None
+    topic = ctx.topics["rules_clock"].name
+    producer = kafka_clients.producer(ctx.settings.kafka, client_suffix="rules-tick")
+    failures: list[str] = []
+    on_delivery = kafka_clients.delivery_recorder(failures)
+    for province in ctx.campaign.provinces:
+        record = clock_tick(province, when, producer=ctx.settings.producer_id)
+        producer.produce(
+            topic,
+            key=province.encode(),
+            value=ctx.codec.encode("rules_clock", record),
+            on_delivery=on_delivery,
+        )
+    kafka_clients.wait_delivered(producer, failures)
+    print(
+        f"ticked {len(ctx.campaign.provinces)} province(s) of {ctx.campaign.campaign_id} at "
+        f"{format_be(when)} ({_local_iso(when)}) on {topic}"
+    )
+    return 0

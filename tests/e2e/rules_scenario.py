@@ -11,7 +11,6 @@ from typing import Any
 from cctv.publishing import record_builder, topic_for_kind
 from cctv.records import parse_timestamp
 from cctv_cli.rules import SCENARIO_PRODUCER, Scenario, _jsonable
-from stream_processors.routing_rules import avro_record
 from stream_processors.rules_agents import clock_tick
 from tests.conftest import REPO_ROOT, Stack
 
@@ -111,15 +110,16 @@ def run_live(stack: Stack, *, on_phase=None) -> None:
 
 def projections(records_by_schema: dict[str, list[dict[str, Any]]]) -> dict[str, Counter]:
     """What must match between the live agents and `cctv rules run`: each derived record's
-    content, without what only says where or by whom it was derived (event ids from input
-    positions, producer) and, for figures, without the time of the change that moved them --
-    inventory changes of different cameras reach a province in no fixed order."""
+    content (as JSON: timestamps ISO 8601, decimals as text), without what only says where or
+    by whom it was derived (event ids from input positions, producer) and, for figures, without
+    the time of the change that moved them -- inventory changes of different cameras reach a
+    province in no fixed order."""
     drop = {"event_id", "producer", "supersedes_event_id"}
     result = {}
     for schema, records in records_by_schema.items():
         items = []
         for record in records:
-            r = {k: v for k, v in _jsonable(avro_record(schema, record)).items() if k not in drop}
+            r = {k: v for k, v in _jsonable(record).items() if k not in drop}
             if schema in ("province_inventory", "quota_progress"):
                 r.pop("occurred_at", None)
                 r.pop("source_event_id", None)
@@ -128,19 +128,22 @@ def projections(records_by_schema: dict[str, list[dict[str, Any]]]) -> dict[str,
     return result
 
 
-def scenario_records(stack: Stack) -> dict[str, list[dict[str, Any]]]:
-    scenario = Scenario(stack.context())
+def rules_run_records(stack: Stack) -> tuple[dict[str, list[dict[str, Any]]], list[dict]]:
+    """`cctv rules run --json` on the scenario, as an operator runs it: (derived records by
+    schema, rejected lines)."""
+    done = stack.cctv(
+        "rules", "run", "--input", str(SCENARIO), "--campaign", str(CAMPAIGN), "--json"
+    )
+    assert done.returncode == 1, done.stderr  # the scenario has one rejected line
     out: dict[str, list[dict[str, Any]]] = {schema: [] for schema in OUTPUTS}
-    for line in scenario_lines():
-        try:
-            for schema, record in scenario.feed(line):
-                decoded = stack.context().codec.decode(
-                    stack.context().codec.encode(schema, avro_record(schema, record))
-                )
-                out[schema].append(decoded.record)
-        except Exception:
-            continue
-    return out
+    rejected = []
+    for line in done.stdout.splitlines():
+        event = json.loads(line)
+        if event["schema"] == "rejected_input":
+            rejected.append(event["record"])
+        else:
+            out[event["schema"]].append(event["record"])
+    return out, rejected
 
 
 def live_records(stack: Stack) -> dict[str, list[dict[str, Any]]]:
