@@ -6,14 +6,14 @@ PY := $(VENV)/bin/python
 CCTV := $(VENV)/bin/cctv
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv jars clickhouse up down status topics demo test test-unit lint bench clean
+.PHONY: help setup venv jars clickhouse media up down status topics demo test test-unit lint bench clean
 
 help:
 	@echo "make demo    - local Kafka + Faust worker + sink + ClickHouse, sample inventory end to end"
 	@echo "make test    - unit + integration + e2e tests against real Kafka and ClickHouse engines"
 	@echo "make bench   - benchmarks, written to docs/BENCHMARKS.md"
 	@echo "make up/down - start/stop the local Kafka broker (var/kafka) and apply the topics"
-	@echo "make setup   - venv, Kafka jars, Debian's clickhouse-server (done on first use anyway)"
+	@echo "make setup   - venv, Kafka jars, Debian's clickhouse-server, ffmpeg + GStreamer RTSP (done on first use anyway)"
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -29,7 +29,11 @@ jars: venv
 clickhouse:
 	bash infra/clickhouse/install.sh
 
-setup: venv jars clickhouse
+# ffmpeg + GStreamer's RTSP server: the prober's tests serve real camera streams with them.
+media:
+	bash infra/media/install.sh
+
+setup: venv jars clickhouse media
 
 up: venv
 	$(PY) -m infra.kafka.broker up

@@ -45,7 +45,8 @@ class SubcommitteeRule(_Strict):
     send_by: dt.date
     decide_by: dt.date
     mail_to: list[str] = Field(
-        min_length=1, title="where the mailer sends each project routed here (the directive: e-mail)"
+        min_length=1,
+        title="where the mailer sends each project routed here (the directive: e-mail)",
     )
 
     @field_validator("mail_to")

@@ -30,6 +30,11 @@ def format_be(moment: dt.datetime, *, tz: dt.tzinfo = BANGKOK, time: bool = True
     return f"{text} {local:%H:%M} น." if time else text
 
 
+def format_be_date(day: dt.date) -> str:
+    """'31 ธ.ค. 2563' for a calendar date (a deadline day, say)."""
+    return f"{day.day} {THAI_MONTHS[day.month - 1]} {to_be_year(day.year)}"
+
+
 def fiscal_year_be(day: dt.date) -> int:
     """Thai fiscal year N B.E. runs 1 Oct of N-1 to 30 Sep of N."""
     return to_be_year(day.year + (1 if day.month >= 10 else 0))

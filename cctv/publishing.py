@@ -65,6 +65,13 @@ def topic_for_kind(kind: str) -> str:
     return logical
 
 
+def record_builder(ctx: Context, logical: str, *, producer: str) -> RecordBuilder:
+    """Builds records for topic `logical` (its schema's latest version) from loose rows."""
+    name = ctx.topics[logical].schema_name
+    schema = ctx.schemas.raw(name, ctx.schemas.versions(name)[-1])
+    return RecordBuilder(schema, provinces=ctx.provinces, producer=producer)
+
+
 def publish_records(
     ctx: Context,
     producer: Producer,
@@ -81,8 +88,7 @@ def publish_records(
     Returns once Kafka acknowledged every message; raises KafkaError if it did not.
     """
     spec = ctx.topics[topic]
-    schema = ctx.schemas.raw(spec.schema_name, ctx.schemas.versions(spec.schema_name)[-1])
-    builder = RecordBuilder(schema, provinces=ctx.provinces, producer=ctx.settings.producer_id)
+    builder = record_builder(ctx, topic, producer=ctx.settings.producer_id)
     report = PublishReport(
         schema_name=spec.schema_name,
         topic=spec.name,

@@ -156,7 +156,7 @@ def convert(avro_type: Any, raw: Any) -> Any:
         if logical == "decimal":
             return _decimal(raw, avro_type.get("scale", 0))
         if logical == "timestamp-millis":
-            return _timestamp(raw)
+            return parse_timestamp(raw)
         if logical == "uuid":
             return str(uuid.UUID(str(raw)))
         if avro_type["type"] == "enum":
@@ -219,7 +219,7 @@ def _decimal(raw: Any, scale: int) -> Decimal:
     return value.quantize(quantum)
 
 
-def _timestamp(raw: Any) -> dt.datetime:
+def parse_timestamp(raw: Any) -> dt.datetime:
     if isinstance(raw, int | Decimal) and not isinstance(raw, bool):
         return dt.datetime.fromtimestamp(int(raw) / 1000, dt.UTC)
     text = str(raw).strip().replace(" ", "T", 1) if "T" not in str(raw) else str(raw).strip()

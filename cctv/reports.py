@@ -43,3 +43,72 @@ def _pad(text: str, width: int) -> str:
     # Thai combining marks take no column on a terminal; pad by what is actually seen.
     visible = sum(1 for ch in text if unicodedata.category(ch) != "Mn")
     return text + " " * max(1, width - visible)
+
+
+def quota_rows(
+    store: Store, provinces: Provinces, campaign: Campaign, province: str | None = None
+) -> list[dict[str, object]]:
+    """One row per campaign province (or the one asked for): its latest progress, or no data."""
+    found = {r["province_code"]: r for r in store.quota_by_province(province)}
+    codes = [province] if province else list(campaign.provinces)
+    rows = []
+    for code in codes:
+        p = provinces.get(code)
+        r = found.get(code)
+        row: dict[str, object] = {
+            "province_code": code,
+            "name_en": p.name_en,
+            "name_th": p.name_th,
+            "in_campaign": campaign.in_campaign(code),
+        }
+        if r is None:
+            row.update(status=None)
+        else:
+            row.update(
+                registered_cameras=int(r["registered_cameras"]),
+                selected_cameras=int(r["selected_cameras"]),
+                required_cameras=int(r["required_cameras"]),
+                status=r["status"],
+                deadline=_as_datetime(r["deadline"]),
+                as_of=_as_datetime(r["occurred_at"]),
+                campaign_id=r["campaign_id"],
+                rule_version=r["rule_version"],
+            )
+        rows.append(row)
+    return rows
+
+
+def quota_report(rows: list[dict[str, object]], *, source: str, campaign: Campaign) -> str:
+    from cctv.dates import format_be_date
+
+    lines = [
+        "Camera selection quota per province / ความคืบหน้าการคัดเลือกกล้องรายจังหวัด",
+        f"campaign {campaign.campaign_id} ({campaign.rule_version}): "
+        f"{campaign.selection.percentage} % of registered cameras by "
+        f"{campaign.selection.deadline.isoformat()} "
+        f"({format_be_date(campaign.selection.deadline)})",
+        f"source: {source}",
+        "",
+        f"{'code':7s}{'province':26s}{_pad('จังหวัด', 18)}{'registered':>11s}{'selected':>9s}"
+        f"{'required':>9s}  {'status':10s}as of (เวลาไทย)",
+    ]
+    for row in rows:
+        head = f"{row['province_code']:7s}{row['name_en']:26s}{_pad(str(row['name_th']), 18)}"
+        if row["status"] is None:
+            note = "" if row["in_campaign"] else " (not in the campaign)"
+            lines.append(f"{head}{'no data yet':>29s}{note}")
+            continue
+        lines.append(
+            f"{head}{row['registered_cameras']:>11d}{row['selected_cameras']:>9d}"
+            f"{row['required_cameras']:>9d}  {row['status']:10s}{format_be(row['as_of'])}"
+        )
+    met = sum(1 for r in rows if r["status"] == "MET")
+    lines += ["", f"{met} of {len(rows)} province(s) met the quota"]
+    return "\n".join(lines)
+
+
+def _as_datetime(value: object) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -52,6 +52,12 @@ SERVICES: dict[str, Service] = {
             description="the Faust stream processors (inventory and derived topics)",
         ),
         Service(
+            name="prober",
+            module="services.prober",
+            command=("cctv", "prober"),
+            description="probes camera streams and publishes camera heartbeats",
+        ),
+        Service(
             name="sink",
             module="services.sink",
             command=("cctv", "sink"),

@@ -136,6 +136,18 @@ class ProcessorSettings(_Section):
         le=300,
         title="a dead worker's partitions move to another (or to its restart) after this long",
     )
+    batch_max_events: int = Field(
+        1000, ge=1, title="the rules' agents take up to this many events per batch"
+    )
+    batch_max_seconds: float = Field(
+        0.05, gt=0, title="...or what arrived within this long, whichever comes first"
+    )
+    clock_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        title="the leader worker ticks the rules' clock (deadline alerts) this often, from its "
+        "wall clock; 0: no ticks from the worker (a simulator or `cctv rules tick` sends them)",
+    )
 
 
 class SinkSettings(_Section):
@@ -145,6 +157,10 @@ class SinkSettings(_Section):
             "camera_registrations",
             "camera_heartbeats",
             "province_inventory",
+            "selection_outcomes",
+            "quota_progress",
+            "project_routing",
+            "alerts",
             "dead_letters",
         ],
         title="logical topic names (keys of the topic registry) the sink writes to ClickHouse",
@@ -252,6 +268,108 @@ class MailerSettings(_Section):
         return self
 
 
+class ProbeThresholds(_Section):
+    """What one probe of a camera stream measures against. Every field can be overridden per
+    camera in the camera list (its `thresholds:` mapping), with the same names."""
+
+    interval_seconds: float = Field(30.0, gt=0, title="probe each camera this often")
+    connect_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, title="opening the stream (connect, handshake, first metadata)"
+    )
+    read_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, title="longest wait for any one frame once the stream is open"
+    )
+    sample_seconds: float = Field(
+        2.0, gt=0, le=60, title="stream time sampled per probe for fps, content and freeze"
+    )
+    max_sample_frames: int = Field(120, ge=2, le=10_000, title="frames read per probe at most")
+    black_brightness: float = Field(
+        16.0, ge=0, le=255, title="mean luma (0-255) below which the image counts as black"
+    )
+    dark_brightness: float = Field(
+        50.0, ge=0, le=255, title="mean luma below which the image counts as too dark"
+    )
+    overexposed_brightness: float = Field(
+        230.0, ge=0, le=255, title="mean luma above which the image counts as overexposed"
+    )
+    blur_sharpness: float = Field(
+        50.0,
+        ge=0,
+        title="variance of the Laplacian (frames scaled to 320 px wide) below which the image "
+        "counts as blurred: defocus or a covered lens",
+    )
+    frozen_difference: float = Field(
+        0.5,
+        ge=0,
+        le=255,
+        title="mean absolute luma difference between frames at or below which the image "
+        "counts as frozen (within the sample, and against the previous probe)",
+    )
+    min_fps_ratio: float = Field(
+        0.5, ge=0, le=1, title="fps below this share of the camera's expected fps is low"
+    )
+
+    @model_validator(mode="after")
+    def _brightness_in_order(self) -> ProbeThresholds:
+        if not self.black_brightness <= self.dark_brightness < self.overexposed_brightness:
+            raise ValueError(
+                "expected black_brightness <= dark_brightness < overexposed_brightness, got "
+                f"{self.black_brightness:g}, {self.dark_brightness:g}, "
+                f"{self.overexposed_brightness:g}"
+            )
+        return self
+
+
+class ProberSettings(_Section):
+    cameras_file: Path | None = Field(
+        None,
+        title="camera list (YAML, JSON or CSV: camera_id, province_code, url, expected_fps, "
+        "thresholds); unset = the linked cameras of the camera_registrations topic",
+    )
+    credentials_file: Path | None = Field(
+        None,
+        title="YAML mapping camera_id -> {username, password} added to stream URLs that carry "
+        "none, so the inventory need not hold passwords",
+    )
+    pool_size: int = Field(8, ge=1, le=512, title="cameras probed at the same time at most")
+    transport: str = Field(
+        "tcp",
+        pattern=r"^(tcp|udp|auto)$",
+        title="RTSP lower transport unless a camera says otherwise: tcp, udp or auto",
+    )
+    shard: str = Field(
+        "0/1",
+        pattern=r"^\d+/\d+$",
+        title="i/n: this prober probes the cameras that rendezvous hashing of camera_id gives "
+        "to shard i of n (0 <= i < n); run n probers with 0/n .. n-1/n",
+    )
+    inventory_refresh_seconds: float = Field(
+        300.0, gt=0, title="re-read the inventory (topic or camera list) this often"
+    )
+    snapshot_max_bytes: int = Field(
+        100_000, ge=5_000, title="largest JPEG snapshot kept per camera (quality is lowered)"
+    )
+    snapshots_max_total_bytes: int = Field(
+        200_000_000,
+        ge=100_000,
+        title="all snapshots together at most; the least recently updated go first",
+    )
+    snapshot_width: int = Field(640, ge=64, le=3840, title="snapshots are scaled to this width")
+    snapshots_dir: Path = Field(
+        DEFAULT_DATA_DIR / "snapshots",
+        title="one JPEG per camera for the dashboard (default: data_dir/snapshots)",
+    )
+    thresholds: ProbeThresholds = Field(default_factory=ProbeThresholds)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_in_range(cls, value: str) -> str:
+        index, count = (int(part) for part in value.split("/"))
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"expected i/n with n >= 1 and 0 <= i < n, got {value!r}")
+        return value
+
+
 class Settings(_Section):
     """Everything a process needs to know about its surroundings."""
 
@@ -260,11 +378,13 @@ class Settings(_Section):
     processors: ProcessorSettings = Field(default_factory=ProcessorSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
     mailer: MailerSettings = Field(default_factory=MailerSettings)
+    prober: ProberSettings = Field(default_factory=ProberSettings)
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
         title="where this process writes local data: embedded chDB (chdb/), Faust tables "
         "(faust/), the demo's broker and logs (kafka/, log/); relative to the working directory "
-        "unless absolute. clickhouse.chdb_path and processors.datadir override their part",
+        "unless absolute. clickhouse.chdb_path, processors.datadir and prober.snapshots_dir "
+        "override their part",
     )
     campaign_file: Path = Field(
         CONFIG_DIR / "campaigns" / "moi-2563.yaml", title="campaign file in force"
@@ -296,6 +416,7 @@ class Settings(_Section):
             ("clickhouse", "chdb_path", "chdb"),
             ("processors", "datadir", "faust"),
             ("mailer", "journal_dir", "mailer"),
+            ("prober", "snapshots_dir", "snapshots"),
         ):
             given = values.get(section)
             if given is None:

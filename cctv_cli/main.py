@@ -142,12 +142,160 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_registry_export)
 
+    p = sub.add_parser(
+        "route",
+        help="where a CCTV project goes (rules R2-R4), by when, and why -- no Kafka needed",
+        description="Apply the campaign's routing rules to one project and print its "
+        "destinations, their deadlines, the late flags and the reasons, in Thai and English. "
+        "Bad input: an error naming the argument, exit code 2.",
+    )
+    p.add_argument("--budget", required=True, metavar="AMOUNT", help="baht, e.g. 10000001.00")
+    p.add_argument("--kind", required=True, metavar="procurement|other")
+    p.add_argument("--province", required=True, metavar="TH-xx")
+    p.add_argument(
+        "--submitted-at",
+        required=True,
+        metavar="ISO8601",
+        help="e.g. 2020-12-24T23:59:59+07:00 (no offset: Bangkok time)",
+    )
+    p.add_argument("--campaign", metavar="FILE", help="a campaign file (default: the settings')")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(handler=_route)
+
+    p = sub.add_parser(
+        "quota",
+        help="each campaign province's selection progress, from ClickHouse",
+        description="The latest quota progress the quota agent published, per campaign "
+        "province (registered, selected and required cameras, status), read from ClickHouse.",
+    )
+    p.add_argument("--province", metavar="TH-xx", help="one province (code or name)")
+    p.add_argument("--json", action="store_true", help="one JSON object per province")
+    p.set_defaults(handler=_quota)
+
+    rules = sub.add_parser("rules", help="the directive's rules, without Kafka").add_subparsers(
+        metavar="ACTION"
+    )
+    p = rules.add_parser(
+        "run",
+        help="feed a scenario (JSON lines) through the rules and print every derived event",
+        description='Each input line is {"kind": "cameras" | "selections" | "projects", '
+        '...the fields `cctv publish KIND` accepts} or {"kind": "clock", "at": ISO8601}, '
+        "which moves the rules' clock for every campaign province (deadline alerts). Lines "
+        "run in file order through the functions the agents use. Exit code 1 when a line was "
+        "rejected.",
+    )
+    p.add_argument("--input", required=True, metavar="FILE.jsonl", help="- for standard input")
+    p.add_argument("--campaign", metavar="FILE", help="a campaign file (default: the settings')")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='one line per derived event: {"schema": ..., "record": {...}}',
+    )
+    p.set_defaults(handler=_rules_run)
+    p = rules.add_parser(
+        "tick",
+        help="move the rules' clock: one tick per campaign province (deadline alerts)",
+        description="Publish one rules_clock tick per campaign province, at --at or now. "
+        "The worker ticks by itself every processors.clock_interval_seconds; this is for "
+        "when that is 0 (a replayed December, a simulator) or to check an alert at once.",
+    )
+    p.add_argument("--at", metavar="ISO8601", help="the time the tick says (default: now)")
+    p.set_defaults(handler=_rules_tick)
+
+    p = sub.add_parser(
+        "prober",
+        help="probe camera streams and publish heartbeats (until Ctrl-C, or --once)",
+        description="Open each camera's stream (RTSP, HTTP/MJPEG, file) with OpenCV's FFmpeg "
+        "backend on a schedule, measure it (reachability, time to first frame, fps, "
+        "resolution, brightness, sharpness, freeze) and publish one camera_heartbeat per "
+        "probe. Cameras come from a camera list or the linked cameras of the inventory.",
+    )
+    from services.prober.options import add_arguments as add_prober_arguments
+
+    add_prober_arguments(p)
+    p.set_defaults(handler=_prober)
+
     p = sub.add_parser("demo", help="the whole pipeline on this machine, with a sample inventory")
     p.set_defaults(handler=_demo)
 
     p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
     p.set_defaults(handler=lambda args: print(load_settings().render(), end=""))
     return parser
+
+
+def _route(args: argparse.Namespace) -> int:
+    from cctv_cli.rules import UsageError, route_command, with_campaign
+
+    try:
+        ctx = with_campaign(load_context(), args.campaign)
+        return route_command(
+            ctx,
+            budget=args.budget,
+            kind=args.kind,
+            province=args.province,
+            submitted_at=args.submitted_at,
+            as_json=args.json,
+        )
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _rules_tick(args: argparse.Namespace) -> int:
+    from cctv_cli.rules import UsageError, publish_ticks
+
+    try:
+        return publish_ticks(load_context(), at=args.at)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _quota(args: argparse.Namespace) -> int:
+    from cctv.reports import quota_report, quota_rows
+
+    ctx = load_context()
+    province = None
+    if args.province:
+        try:
+            province = ctx.provinces.resolve(args.province)
+        except CctvError as exc:
+            print(f"error: --province: {exc}", file=sys.stderr)
+            return 2
+    store = ctx.open_store()
+    try:
+        rows = quota_rows(store, ctx.provinces, ctx.campaign, province)
+        source = f"{store.engine.description}, table {store.database}.quota_progress"
+    finally:
+        store.engine.close()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False, default=_json_default))
+    else:
+        print(quota_report(rows, source=source, campaign=ctx.campaign))
+    return 0
+
+
+def _json_default(value: object) -> str:
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _rules_run(args: argparse.Namespace) -> int:
+    from cctv_cli.rules import run_scenario, with_campaign
+
+    ctx = with_campaign(load_context(), args.campaign)
+    if args.input == "-":
+        return run_scenario(ctx, sys.stdin, source="stdin", as_json=args.json)
+    try:
+        with open(args.input, encoding="utf-8") as stream:
+            return run_scenario(ctx, stream, source=args.input, as_json=args.json)
+    except FileNotFoundError:
+        print(f"error: --input: {args.input} does not exist", file=sys.stderr)
+        return 2
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -253,6 +401,12 @@ def _registry_export(args: argparse.Namespace) -> int:
     from cctv_cli.registry import export
 
     return export(load_context(), province=args.province, output=args.output, timeout=args.timeout)
+
+
+def _prober(args: argparse.Namespace) -> int:
+    from services.prober.run import run
+
+    return run(load_context(), args)
 
 
 def _demo(args: argparse.Namespace) -> int:

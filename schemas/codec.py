@@ -26,6 +26,7 @@ import base64
 import datetime as dt
 import io
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,9 @@ CONFLUENT_MAGIC = b"\x00"
 _SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
 _CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + 4
 _ABSENT = object()
+
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
 
 
 @dataclass(frozen=True)
@@ -322,7 +326,10 @@ class AvroCodec:
             ) from exc
         except Exception as exc:  # EOFError, IndexError, UnicodeDecodeError, ValueError...
             raise DecodeError(
-                f"{name} v{version}: corrupt or truncated body: {type(exc).__name__}: {exc}",
+                f"{name} v{version}: corrupt or truncated body: {type(exc).__name__}: "
+                # fastavro names the buffer ("from <_io.BytesIO object at 0x…>"): an address
+                # would make the same bad message's dead letter differ from run to run.
+                + _OBJECT_REPR.sub("<buffer>", str(exc)),
                 reason_code="undecodable",
             ) from exc
         trailing = len(data) - body.tell()

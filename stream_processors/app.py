@@ -80,6 +80,10 @@ class Outbox:
     def send(self, topic: faust.TopicT, *, key: bytes | None, value: bytes) -> None:
         self.sends.append((topic, key, value))
 
+    def extend(self, other: Outbox) -> None:
+        self.writes += other.writes
+        self.sends += other.sends
+
     async def apply(self, failpoints: Failpoints) -> list[asyncio.Future]:
         """Write, then send; the futures of every record produced (changelogs included)."""
         futures: list[asyncio.Future] = []
@@ -207,6 +211,63 @@ class Processors:
             self.stats.dead_lettered += 1
             self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
 
+    async def handle_batch(
+        self,
+        ledger: DeliveryLedger,
+        events: list[faust.EventT],
+        plan: Callable[[faust.EventT, Outbox, BatchView], None],
+    ) -> None:
+        """Process a batch (Faust's `take_events`): each event's plan in input order against
+        one `BatchView`, an event that fails dead-lettered alone; then each key touched written
+        once, the records sent, and the whole batch acked by the ledger once Kafka confirmed
+        every record of it. Table writes per batch rather than per event: what lets an agent
+        with per-key state go past the ~2,400 events/s a write per event allows (DESIGN.md)."""
+        if self.failure is not None:
+            await asyncio.Event().wait()
+        for event in events:
+            # take_events acks each event after the batch: one more reference keeps the
+            # message unacked (uncommittable) until the ledger acks it after delivery.
+            event.message.incref()
+        out = Outbox()
+        view = BatchView()
+        processed = 0
+        for event in events:
+            try:
+                ledger.check_sequence(event)
+            except LostEventError as exc:
+                await self._stop(ledger.name, event, exc)
+            event_out = Outbox()
+            try:
+                plan(event, event_out, view)
+            except EVENT_ERRORS as exc:
+                view.drop()
+                if self.is_platform_error(exc):
+                    await self._stop(ledger.name, event, exc)
+                try:
+                    event_out, reason = self._dead_letter(ledger.name, event, exc)
+                except Exception as letter_error:
+                    await self._stop(ledger.name, event, letter_error)
+                self.stats.dead_lettered += 1
+                self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
+            except Exception as exc:
+                await self._stop(ledger.name, event, exc)
+            else:
+                view.keep()
+                processed += 1
+            out.extend(event_out)
+        try:
+            for table, event, key, value in view.flush():
+                table.write_as(event, key, value)
+            out_tables = {id(t): t for t, _, _, _ in view.flush()}.values()
+            futures = [f for t in out_tables for f in t.take_changelog_futures()]
+            if out_tables:
+                self.failpoints.hit("worker.after_table_write")
+            futures += await out.apply(self.failpoints)
+        except Exception as exc:
+            await self._stop(ledger.name, events[-1], exc)
+        ledger.track_many(events, futures)
+        self.stats.processed += processed
+
     def _dead_letter(
         self, processor: str, event: faust.EventT, exc: BaseException
     ) -> tuple[Outbox, str]:
@@ -262,6 +323,48 @@ class Processors:
         task.add_done_callback(self._crashing.discard)
 
 
+class BatchView:
+    """Table state for a batch of events: read once from the table, written once at the end.
+
+    Each event's plan reads through `get` and stages through `put`; its staged values join the
+    batch only if the whole plan succeeded (`keep`), so an event that fails half-way changes
+    nothing (`drop`). At the end each key touched is written once, into the partition of the
+    last event that wrote it -- the key's own partition (state is keyed like its input).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[int, Any], Any] = {}
+        self._dirty: dict[tuple[int, Any], tuple[ConfirmedTable, faust.EventT]] = {}
+        self._staged: dict[tuple[int, Any], tuple[ConfirmedTable, faust.EventT, Any]] = {}
+
+    def get(self, table: ConfirmedTable, event: faust.EventT, key: Any) -> Any:
+        slot = (id(table), key)
+        if slot in self._staged:
+            return self._staged[slot][2]
+        if slot not in self._values:
+            self._values[slot] = table.read_as(event, key)
+        return self._values[slot]
+
+    def put(self, table: ConfirmedTable, event: faust.EventT, key: Any, value: Any) -> None:
+        self._staged[(id(table), key)] = (table, event, value)
+
+    def keep(self) -> None:
+        for slot, (table, event, value) in self._staged.items():
+            self._values[slot] = value
+            self._dirty[slot] = (table, event)
+        self._staged.clear()
+
+    def drop(self) -> None:
+        self._staged.clear()
+
+    def flush(self) -> list[tuple[ConfirmedTable, faust.EventT, Any, Any]]:
+        """(table, event, key, value) of every key the batch changed, in first-write order."""
+        return [
+            (table, event, slot[1], self._values[slot])
+            for slot, (table, event) in self._dirty.items()
+        ]
+
+
 def create_app(ctx: Context) -> Processors:
     app = create_faust_app(ctx.settings)
     topics = {
@@ -284,9 +387,10 @@ def create_app(ctx: Context) -> Processors:
     )
     app.on_rebalance_complete.connect(processors.on_rebalance_complete)
 
-    from stream_processors import inventory
+    from stream_processors import inventory, rules_agents
 
     inventory.register(processors)
+    rules_agents.register(processors)
     return processors
 
 

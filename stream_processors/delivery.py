@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 from faust.types import TP
 
 from cctv.exceptions import KafkaError
@@ -64,10 +66,28 @@ class ConfirmedTable(faust.Table):
         futures, self._changelog_futures = self._changelog_futures, []
         return futures
 
+    def read_as(self, event: faust.EventT, key: Any) -> Any:
+        """`self.get(key)` for a key of `event`'s partition. Faust's stores pick the partition
+        from the *current* event; in a batch that is the last event taken, which may be of
+        another partition (the store would answer "no such key")."""
+        token = _current_event.set(weakref.ref(event))
+        try:
+            return self.get(key)
+        finally:
+            _current_event.reset(token)
+
+    def write_as(self, event: faust.EventT, key: Any, value: Any) -> None:
+        """`self[key] = value` into `event`'s partition (store and changelog), as `read_as`."""
+        token = _current_event.set(weakref.ref(event))
+        try:
+            self[key] = value
+        finally:
+            _current_event.reset(token)
+
 
 @dataclass
 class _Pending:
-    event: faust.EventT
+    events: list[faust.EventT]
     open: int = 0  # records whose delivery is not confirmed yet
 
 
@@ -108,7 +128,12 @@ class DeliveryLedger:
 
     def track(self, event: faust.EventT, futures: Iterable[asyncio.Future]) -> None:
         """Ack `event` once every future succeeded and every earlier event was acked."""
-        entry = _Pending(event)
+        self.track_many([event], futures)
+
+    def track_many(self, events: list[faust.EventT], futures: Iterable[asyncio.Future]) -> None:
+        """Ack `events` (a batch, in input order) once every future of the batch succeeded and
+        every earlier event was acked: one entry, one callback per record, not per event."""
+        entry = _Pending(list(events))
         self._queue.append(entry)
         for fut in futures:
             entry.open += 1
@@ -137,10 +162,10 @@ class DeliveryLedger:
 
     def _ack_ready(self) -> None:
         while self._queue and self._queue[0].open == 0 and self.failure is None:
-            event = self._queue.popleft().event
-            _ack(self.stream, event)
-            self._confirmed[event.message.tp] = event.message.offset
-            self.failpoints.hit("worker.after_delivery")
+            for event in self._queue.popleft().events:
+                _ack(self.stream, event)
+                self._confirmed[event.message.tp] = event.message.offset
+                self.failpoints.hit("worker.after_delivery")
 
     def halt(self, failure: BaseException) -> None:
         """Ack nothing more: the worker is stopping on a platform failure (here or elsewhere).
@@ -151,7 +176,7 @@ class DeliveryLedger:
     def _fail(self, entry: _Pending, exc: BaseException) -> None:
         if self.failure is not None:
             return
-        msg = entry.event.message
+        msg = entry.events[0].message
         failure = DeliveryError(
             f"{self.name}: Kafka did not confirm a record produced for "
             f"{msg.topic}[{msg.partition}]@{msg.offset}: {exc!r}; stopping before its offset "

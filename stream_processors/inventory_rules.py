@@ -149,7 +149,16 @@ def place_camera(
     previous_province = state["province_code"] if state else None
     if previous_province and previous_province != province and memberships.get(previous_province):
         changes.append(
-            _change(previous_province, camera_id, False, True, event, position, producer)
+            _change(
+                previous_province,
+                camera_id,
+                False,
+                True,
+                event,
+                position,
+                producer,
+                moved_to=province,
+            )
         )
         memberships[previous_province] = False
     changes.append(
@@ -180,6 +189,8 @@ def _change(
     event: dict[str, Any],
     position: Position,
     producer: str,
+    *,
+    moved_to: str | None = None,
 ) -> dict[str, Any]:
     occurred_at_ms = _millis(event["occurred_at"])
     return {
@@ -197,6 +208,7 @@ def _change(
         "previous_registered": previous,
         "source_partition": position.partition,
         "source_offset": position.offset,
+        "moved_to": moved_to,
     }
 
 

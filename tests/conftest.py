@@ -11,6 +11,7 @@ so tests never see each other's data.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -167,21 +168,41 @@ class Stack:
             timeout=timeout,
         )
 
-    def spawn(self, module: str, name: str) -> subprocess.Popen:
+    def spawn(
+        self, module: str, name: str, *, overrides: dict[str, Any] | None = None
+    ) -> subprocess.Popen:
+        """Run `python -m module` with the stack's settings (plus `overrides`, e.g. a second
+        worker's own table directory), its output in <name>.log."""
         log = (self.root / f"{name}.log").open("ab")
+        env = self.env()
+        if overrides:
+            data = self.settings_data()
+            _deep_merge(data, overrides)
+            path = self.root / f"settings-{name}.yaml"
+            path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+            env["CCTV_SETTINGS_FILE"] = str(path)
         proc = subprocess.Popen(
             [sys.executable, "-m", module],
             cwd=REPO_ROOT,
-            env=self.env(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         self.procs.append(proc)
         return proc
 
-    def process_logs(self, tail: int = 6000) -> str:
+    def process_logs(self, tail: int = 20000) -> str:
         """The end of every spawned process's log, for a failure message: a stalled process
         is diagnosed from what it printed, not from a rerun that may not stall."""
+        workers = [
+            proc
+            for proc in self.procs
+            if proc.poll() is None and "stream_processors" in proc.args  # type: ignore[operator]
+        ]
+        for proc in workers:
+            proc.send_signal(signal.SIGUSR1)  # mode's worker logs every task's stack ("cry")
+        if workers:
+            time.sleep(3)
         parts = []
         for path in sorted(self.root.glob("*.log")):
             text = path.read_text(encoding="utf-8", errors="replace")

@@ -114,6 +114,28 @@ class Store:
             f"FROM {self.database}.province_inventory GROUP BY province_code ORDER BY province_code"
         )
 
+    def quota_by_province(self, province: str | None = None) -> list[dict[str, Any]]:
+        """Latest quota progress per province: the last figure the quota agent published (a
+        province's records share one partition, so the highest offset is the newest)."""
+        where = f"WHERE province_code = {_quote(province)} " if province else ""
+        latest = ", ".join(
+            f"argMax({c}, _offset) AS {c}"
+            for c in (
+                "campaign_id",
+                "rule_version",
+                "registered_cameras",
+                "selected_cameras",
+                "required_cameras",
+                "status",
+                "deadline",
+                "occurred_at",
+            )
+        )
+        return self.engine.query(
+            f"SELECT province_code, {latest} FROM {self.database}.quota_progress {where}"
+            "GROUP BY province_code ORDER BY province_code"
+        )
+
     def count(self, table: str, *, final: bool = False) -> int:
         rows = self.engine.query(
             f"SELECT count() AS n FROM {self.database}.{table}{' FINAL' if final else ''}"

@@ -175,6 +175,18 @@ HISTORY_TABLES: tuple[TableSpec, ...] = (
     TableSpec(
         "province_inventory", "province_inventory", ("province_code", "occurred_at", "event_id")
     ),
+    TableSpec(
+        "selection_outcomes",
+        "selection_outcome",
+        ("province_code", "occurred_at", "event_id"),
+    ),
+    TableSpec("quota_progress", "quota_progress", ("province_code", "occurred_at", "event_id")),
+    TableSpec(
+        "project_routing",
+        "project_routing",
+        ("province_code", "project_id", "routing_version", "event_id"),
+    ),
+    TableSpec("alerts", "alert", ("province_code", "occurred_at", "event_id")),
     # Keyed by the failed message, not by when the letter was written: a message dead-lettered
     # again after a crash is the same row and collapses.
     TableSpec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
@@ -182,3 +183,55 @@ def test_a_dead_letter_written_twice_collapses(store):
         store.insert(spec, [row])
     assert store.count("dead_letters") == 2
     assert store.count("dead_letters", final=True) == 1
+
+
+def test_every_derived_rules_record_is_stored_exactly(store, engine_stack):
+    """The rules' outputs of the December scenario land in their tables on both engines:
+    budgets exact to the satang, routing destinations kept as JSON per element."""
+    from cctv_cli.rules import Scenario
+    from stream_processors.routing_rules import avro_record
+    from tests.e2e.rules_scenario import CAMPAIGN, scenario_lines
+
+    engine_stack.overrides = {"campaign_file": str(CAMPAIGN)}
+    ctx, store = store
+    ctx = engine_stack.context()
+    scenario = Scenario(ctx)
+    by_table: dict = {}
+    offset = 0
+    for line in scenario_lines():
+        try:
+            derived = scenario.feed(line)
+        except Exception:
+            continue
+        for schema, record in derived:
+            spec = table_for_schema(schema)
+            decoded = ctx.codec.decode(ctx.codec.encode(schema, avro_record(schema, record)))
+            offset += 1
+            row = store.build_row(spec, decoded.record, SourcePosition("t", 0, offset), NOW)
+            by_table.setdefault(spec, []).append(row)
+    for spec, rows in by_table.items():
+        store.insert(spec, rows)
+    db = store.database
+    budgets = store.engine.query(
+        f"SELECT project_id, routing_version, toString(budget) AS budget, destinations "
+        f"FROM {db}.project_routing WHERE project_id IN ('PRJ-TH57-002', 'PRJ-TH50-002') "
+        "ORDER BY project_id"
+    )
+    # toString: text, never a float on the way (newer engines drop the trailing zeros).
+    assert [(r["project_id"], Decimal(r["budget"])) for r in budgets] == [
+        ("PRJ-TH50-002", Decimal("500000.01")),
+        ("PRJ-TH57-002", Decimal("10000001.00")),
+    ]
+    assert '"NATIONAL_SUBCOMMITTEE"' in budgets[1]["destinations"][1]
+    missed = store.engine.query(
+        f"SELECT province_code FROM {db}.alerts WHERE alert_type = 'QUOTA_MISSED' "
+        "ORDER BY province_code"
+    )
+    assert [r["province_code"] for r in missed] == ["TH-10", "TH-57"]
+    outcomes = store.engine.query(f"SELECT count() AS n FROM {db}.selection_outcomes")
+    assert outcomes[0]["n"] == 10
+    progress = store.engine.query(
+        f"SELECT argMax(status, occurred_at) AS status FROM {db}.quota_progress "
+        "WHERE province_code = 'TH-50'"
+    )
+    assert progress[0]["status"] == "MET"

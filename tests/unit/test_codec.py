@@ -82,6 +82,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "black": False,
         "latency_ms": 420,
         "error": None,
+        # v2
+        "expected_fps": 25.0,
+        "frames_received": 49,
+        "low_fps": False,
+        "dark": False,
+        "overexposed": False,
+        "blurred": False,
+        "frame_difference": 3.25,
+        "previous_difference": 4.5,
+        "error_kind": None,
     },
     "selection_decision": {
         **_header(),
@@ -554,7 +564,7 @@ def test_confluent_frame_round_trip(registry: SchemaRegistry) -> None:
 
 def test_confluent_frame_decodes_via_injected_client(registry: SchemaRegistry) -> None:
     client = FakeRegistryClient()
-    raw = registry.raw("camera_heartbeat", 1)
+    raw = registry.raw("camera_heartbeat", registry.versions("camera_heartbeat")[-1])
     client.schemas[7] = Schema(json.dumps(raw), schema_type="AVRO")
     body = AvroCodec(registry).encode("camera_heartbeat", SAMPLES["camera_heartbeat"])[10:]
     decoded = AvroCodec(registry, registry_client=client).decode(
@@ -670,7 +680,10 @@ def test_decode_many_of_nothing(codec: AvroCodec) -> None:
 
 def test_decode_many_confluent_frames(registry: SchemaRegistry) -> None:
     client = FakeRegistryClient()
-    client.schemas[7] = Schema(json.dumps(registry.raw("camera_heartbeat", 1)), "AVRO")
+    client.schemas[7] = Schema(
+        json.dumps(registry.raw("camera_heartbeat", registry.versions("camera_heartbeat")[-1])),
+        "AVRO",
+    )
     body = AvroCodec(registry).encode("camera_heartbeat", SAMPLES["camera_heartbeat"])[10:]
     good = b"\x00" + (7).to_bytes(4, "big") + body
     unknown_id = b"\x00" + (4242).to_bytes(4, "big") + body
@@ -689,7 +702,8 @@ def test_decode_many_confluent_frames(registry: SchemaRegistry) -> None:
         "alert",
         "camera_heartbeat",
     ]
-    assert (results[0].version, results[0].schema_id) == (1, 7)
+    latest = registry.versions("camera_heartbeat")[-1]
+    assert (results[0].version, results[0].schema_id) == (latest, 7)
     assert results[0].record == SAMPLES["camera_heartbeat"]
     assert client.lookups == 2  # id 7 once (then cached), id 4242 once
     fresh = AvroCodec(registry, registry_client=client)
@@ -980,7 +994,7 @@ def test_decode_matches_reference_on_damaged_frames(codec: AvroCodec, name: str)
 
 def _frame_with_plain_string_ids(registry: SchemaRegistry, event_id: str) -> bytes:
     """A heartbeat frame whose event_id is any string: what a careless producer could send."""
-    raw = registry.raw("camera_heartbeat", 1)
+    raw = registry.raw("camera_heartbeat", registry.versions("camera_heartbeat")[-1])
     raw["fields"][0]["type"] = "string"
     out = io.BytesIO()
     fastavro.schemaless_writer(

@@ -152,7 +152,7 @@ def test_a_sorting_key_outside_the_schema_is_refused() -> None:
 def test_table_for_schema() -> None:
     assert table_for_schema("province_inventory").name == "province_inventory"
     with pytest.raises(ConfigError) as caught:
-        table_for_schema("alert")
+        table_for_schema("rules_clock")
     assert "camera_registration" in str(caught.value)  # says which schemas are stored
 
 
