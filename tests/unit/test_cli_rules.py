@@ -1,4 +1,4 @@
-"""`cctv route` and `cctv rules run` without Kafka: output shapes, and errors naming the argument."""
+"""`cctv route` and `cctv rules run` without Kafka: output shapes, errors naming the argument."""
 
 from __future__ import annotations
 
