@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import signal
+import time
+from collections import Counter
 
 import pytest
 
+from infra.ports import free_port
+from tests.conftest import wait_until
 from tests.e2e.inventory_checks import wait_exit
 from tests.e2e.rules_scenario import (
     CAMPAIGN,
@@ -17,6 +21,7 @@ from tests.e2e.rules_scenario import (
     rules_run_records,
     run_live,
 )
+from tests.smtp_server import SmtpServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -31,20 +36,67 @@ def rules_stack(stack):
     return stack
 
 
+@pytest.fixture
+def mail(rules_stack):
+    """A real SMTP server and the subcommittee mailer reading the live routings."""
+    port = free_port()
+    with SmtpServer(port) as server:
+        rules_stack.overrides |= {
+            "data_dir": str(rules_stack.root / "data"),
+            "mailer": {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "security": "none",
+                "from_address": "cctv-backbone@moi.test",
+                "group_id": f"mailer-{rules_stack.run_id}",
+                "instance_id": "test",
+                "retry_max_seconds": 1.0,
+            },
+        }
+        rules_stack.spawn("services.mailer", "mailer")
+        yield server
+
+
+def assert_one_mail_per_subcommittee_version(stack, inbox) -> None:
+    """Every routing version that goes to the subcommittee is mailed once, and only those."""
+    expected, _ = rules_run_records(stack)
+    wanted = Counter(
+        (r["project_id"], r["routing_version"])
+        for r in expected["project_routing"]
+        if any(d["body"] == "NATIONAL_SUBCOMMITTEE" for d in r["destinations"])
+    )
+    assert wanted == Counter(
+        {("PRJ-TH57-002", 1): 1, ("PRJ-TH10-001", 1): 1, ("PRJ-TH50-001", 2): 1}
+    )
+    wait_until(
+        lambda: len(inbox.received()) >= len(wanted), timeout=120, what="the subcommittee's mails"
+    )
+    time.sleep(2)  # a duplicate would arrive right behind
+    mails = inbox.received()
+    got = Counter(
+        (m.header("X-CCTV-Project-Id"), int(m.header("X-CCTV-Routing-Version"))) for m in mails
+    )
+    assert got == wanted, stack.process_logs()
+    assert all("บาท" in m.body for m in mails)
+
+
 def assert_same_as_rules_run(stack) -> None:
     live = live_records(stack)
     expected, rejected = rules_run_records(stack)
     assert projections(live) == projections(expected)
     letters = stack.read_topic("dead_letters")
-    assert {(d["reason_code"], d["field"]) for d in letters} == {
-        (r["reason_code"], r["field"]) for r in rejected
-    } == {("fiscal_year_outside_campaign", "fiscal_year")}
+    assert (
+        {(d["reason_code"], d["field"]) for d in letters}
+        == {(r["reason_code"], r["field"]) for r in rejected}
+        == {("fiscal_year_outside_campaign", "fiscal_year")}
+    )
 
 
-def test_december_scenario_live_matches_rules_run(rules_stack):
+def test_december_scenario_live_matches_rules_run(rules_stack, mail):
     rules_stack.spawn("stream_processors", "worker")
     run_live(rules_stack)
     assert_same_as_rules_run(rules_stack)
+    assert_one_mail_per_subcommittee_version(rules_stack, mail.inbox)
     alerts = live_records(rules_stack)["alert"]
     assert sorted((a["alert_type"], a["subject_id"]) for a in alerts) == [
         ("LATE_SUBMISSION", "PRJ-TH10-001"),
@@ -72,7 +124,7 @@ def test_december_scenario_live_matches_rules_run(rules_stack):
     assert "เชียงราย" in table.stdout and "MET" in table.stdout and "2563" in table.stdout
 
 
-def test_december_scenario_survives_a_sigkill_midway(rules_stack):
+def test_december_scenario_survives_a_sigkill_midway(rules_stack, mail):
     workers = [rules_stack.spawn("stream_processors", "worker")]
 
     def kill_after_selections(number, group):
@@ -84,6 +136,7 @@ def test_december_scenario_survives_a_sigkill_midway(rules_stack):
     run_live(rules_stack, on_phase=kill_after_selections)
     assert len(workers) == 2
     assert_same_as_rules_run(rules_stack)
+    assert_one_mail_per_subcommittee_version(rules_stack, mail.inbox)
 
 
 def test_december_scenario_with_two_workers(rules_stack):
