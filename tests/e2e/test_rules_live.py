@@ -8,6 +8,7 @@ import json
 import signal
 import time
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 
@@ -145,3 +146,57 @@ def test_december_scenario_with_two_workers(rules_stack):
         rules_stack.spawn("stream_processors", name, overrides=own)
     run_live(rules_stack)
     assert_same_as_rules_run(rules_stack)
+
+
+def test_invalid_decisions_and_submissions_are_dead_lettered_and_the_agents_go_on(rules_stack):
+    ctx = rules_stack.context()
+    rules_stack.spawn("stream_processors", "worker")
+    base = {
+        "occurred_at": "2020-12-10T10:00:00+07:00",
+        "campaign_id": ctx.campaign.campaign_id,
+        "action": "SELECT",
+    }
+    from cctv.publishing import record_builder
+
+    decisions = record_builder(ctx, "selection_decisions", producer="test")
+    unknown_province = decisions.build({**base, "province_code": "TH-50", "camera_id": "C-1"})
+    unknown_province["province_code"] = "TH-99"  # past the builder, as a broken producer sends
+    empty_camera = decisions.build({**base, "province_code": "TH-50", "camera_id": "C-2"})
+    empty_camera["camera_id"] = "  "
+    valid = decisions.build({**base, "province_code": "TH-50", "camera_id": "C-3"})
+    key = b"TH-50"
+    rules_stack.produce(
+        "selection_decisions",
+        [
+            (key, b"\xc3\x01not avro at all"),
+            (key, ctx.codec.encode("selection_decision", unknown_province)),
+            (key, ctx.codec.encode("selection_decision", empty_camera)),
+            (key, ctx.codec.encode("selection_decision", valid)),
+        ],
+    )
+    projects = record_builder(ctx, "project_submissions", producer="test")
+    zero = projects.build(
+        {
+            "province_code": "TH-50",
+            "project_id": "P-0",
+            "agency": "a",
+            "title": "t",
+            "kind": "OTHER",
+            "fiscal_year": 2565,
+            "budget": "1.00",
+            "submitted_at": "2020-12-01T10:00:00+07:00",
+        }
+    )
+    zero["budget"] = Decimal("0.00")
+    rules_stack.produce(
+        "project_submissions", [(b"P-0", ctx.codec.encode("project_submission", zero))]
+    )
+    outcomes = rules_stack.read_topic("selection_outcomes", expect=1, timeout=120)
+    assert (outcomes[0]["camera_id"], outcomes[0]["reason"]) == ("C-3", "camera_not_registered")
+    letters = rules_stack.read_topic("dead_letters", expect=4, timeout=60)
+    assert sorted((d["processor"], d["reason_code"], d["field"]) for d in letters) == [
+        ("rules.quota", "missing_field", "camera_id"),
+        ("rules.quota", "unknown_province", "province_code"),
+        ("rules.quota", "unknown_schema", None),
+        ("rules.route-projects", "invalid_budget", "budget"),
+    ]
