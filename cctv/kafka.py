@@ -7,10 +7,18 @@ so they reach people in the project's log format instead of raw on the terminal.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from cctv import logs
@@ -50,6 +58,66 @@ def consumer(
     }
     config.update(extra)
     return Consumer(config)
+
+
+def read_to_end(
+    settings: KafkaSettings, topic: str, *, client_suffix: str, timeout: float = 60.0
+) -> Iterator[Message]:
+    """Every message of `topic` from the beginning to where it ended when the read started,
+    in order per partition (tombstones too). Assigned, never subscribed, never committed: the
+    group id only names the client. Raises KafkaError when the topic cannot be read, or its end
+    is not reached within `timeout` (the caller then has a partial view: it must not act)."""
+    consumer = consumer_for_reading(settings, client_suffix=client_suffix)
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
+        except KafkaException as exc:
+            raise KafkaError(f"cannot read topic {topic}: {exc}") from exc
+        if metadata is None or metadata.error is not None:
+            raise KafkaError(
+                f"topic {topic} cannot be read at {settings.bootstrap_servers}: "
+                f"{metadata.error if metadata else 'not found'}"
+            )
+        ends = {}
+        for p in sorted(metadata.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        pending = set(ends)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() >= deadline:
+                raise KafkaError(
+                    f"reading {topic} did not reach its end within {timeout:.0f} s "
+                    f"(partitions {sorted(pending)} unfinished)"
+                )
+            msg = consumer.poll(0.5)
+            if msg is None:
+                # Transaction markers take offsets but are never delivered: ask the position.
+                for tp in consumer.position([TopicPartition(topic, p) for p in sorted(pending)]):
+                    if tp.offset >= ends[tp.partition]:
+                        pending.discard(tp.partition)
+                continue
+            if msg.error():
+                continue
+            if msg.offset() >= ends[msg.partition()]:
+                pending.discard(msg.partition())
+                continue  # arrived after the read started
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                pending.discard(msg.partition())
+            yield msg
+    finally:
+        consumer.close()
+
+
+def consumer_for_reading(settings: KafkaSettings, *, client_suffix: str) -> Consumer:
+    """A consumer for assigned reads: a throwaway group id that is never committed."""
+    return consumer(
+        settings,
+        group_id=f"cctv-{client_suffix}-{uuid.uuid4().hex[:8]}",
+        client_suffix=client_suffix,
+    )
 
 
 class _AdminClient(AdminClient):
