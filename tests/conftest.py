@@ -375,6 +375,18 @@ def _no_leaked_threads() -> Iterator[None]:
 
 
 @pytest.fixture
+def clean_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads the process environment: start a test from none of our keys."""
+    for name in list(os.environ):
+        if name.startswith("CCTV_") or name in (
+            "CLICKHOUSE_URL",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "SCHEMA_REGISTRY_URL",
+        ):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
 def restore_root_logger() -> Iterator[None]:
     """For tests that set up logging for the process: give the next test what it had."""
     import logging

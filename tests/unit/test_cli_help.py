@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,8 @@ from cctv_cli.main import main
 COMMANDS = ["publish", "consume", "topics", "storage", "worker", "sink", "demo", "settings"]
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI reads the process environment: start every test from none of our keys."""
-    for name in list(os.environ):
-        if name.startswith("CCTV_") or name in (
-            "CLICKHOUSE_URL",
-            "KAFKA_BOOTSTRAP_SERVERS",
-            "SCHEMA_REGISTRY_URL",
-        ):
-            monkeypatch.delenv(name)
-
-
-# main() sets up logging for the process
-pytestmark = pytest.mark.usefixtures("restore_root_logger")
+# main() reads the environment and sets up logging for the process
+pytestmark = pytest.mark.usefixtures("clean_cli_environment", "restore_root_logger")
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

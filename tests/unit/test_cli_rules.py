@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from cctv_cli.main import main
 from tests.e2e.rules_scenario import CAMPAIGN, SCENARIO
 
-pytestmark = pytest.mark.usefixtures("restore_root_logger")
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CCTV_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_cli_environment", "restore_root_logger")
 
 
 def run(argv, capsys):
