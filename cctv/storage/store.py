@@ -14,6 +14,7 @@ from cctv.storage.tables import (
     SOURCE_COLUMNS,
     Column,
     TableSpec,
+    add_columns_sql,
     add_source_indexes_sql,
     columns_of,
     create_table_sql,
@@ -46,19 +47,46 @@ class Store:
     def create_schema(self) -> list[str]:
         """Create the database and every table if missing (idempotent); returns the DDL run."""
         dialect = self.engine.dialect
-        statements = [f"CREATE DATABASE IF NOT EXISTS {self.database}"]
-        for spec in HISTORY_TABLES:
-            statements.append(
-                create_table_sql(
-                    spec, self._columns[spec.name], database=self.database, dialect=dialect
-                )
-            )
-            statements += add_source_indexes_sql(spec, database=self.database, dialect=dialect)
-            statements.append(probe_table_sql(spec, database=self.database))
-        statements.append(ledger_table_sql(self.database))
-        for sql in statements:
+        run: list[str] = []
+
+        def execute(sql: str) -> None:
             self.engine.execute(sql)
-        return statements
+            run.append(sql)
+
+        execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        existing = self._existing_columns()
+        for spec in HISTORY_TABLES:
+            columns = self._columns[spec.name]
+            execute(create_table_sql(spec, columns, database=self.database, dialect=dialect))
+            added = (
+                add_columns_sql(
+                    spec,
+                    columns,
+                    existing.get(spec.name, set()),
+                    database=self.database,
+                    dialect=dialect,
+                )
+                if spec.name in existing
+                else []
+            )
+            for sql in added:
+                execute(sql)
+            for sql in add_source_indexes_sql(spec, database=self.database, dialect=dialect):
+                execute(sql)
+            if added:  # the probe twin must have the table's columns: made again
+                execute(f"DROP TABLE IF EXISTS {self.database}.{probe_name(spec)}")
+            execute(probe_table_sql(spec, database=self.database))
+        execute(ledger_table_sql(self.database))
+        return run
+
+    def _existing_columns(self) -> dict[str, set[str]]:
+        rows = self.engine.query(
+            f"SELECT table, name FROM system.columns WHERE database = {_quote(self.database)}"
+        )
+        found: dict[str, set[str]] = {}
+        for row in rows:
+            found.setdefault(row["table"], set()).add(row["name"])
+        return found
 
     def column_names(self, spec: TableSpec) -> list[str]:
         return [c.name for c in self._columns[spec.name]] + [n for n, _ in SOURCE_COLUMNS]

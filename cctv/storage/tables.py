@@ -251,6 +251,24 @@ SOURCE_INDEXES: tuple[str, ...] = (
 )
 
 
+def add_columns_sql(
+    spec: TableSpec,
+    columns: Sequence[Column],
+    existing: set[str],
+    *,
+    database: str,
+    dialect: Dialect,
+) -> list[str]:
+    """ALTERs adding the columns a newer schema version brought to a table created from an older
+    one. Compatible Avro evolution only adds fields (with defaults), so adding the columns is
+    the whole migration; every insert names its columns, so their position does not matter."""
+    return [
+        f"ALTER TABLE {database}.{spec.name} ADD COLUMN `{c.name}` {c.sql_type(dialect)}"
+        for c in columns
+        if c.name not in existing
+    ]
+
+
 def add_source_indexes_sql(spec: TableSpec, *, database: str, dialect: Dialect) -> list[str]:
     """ALTERs giving a table created before the indexes existed the same indexes (idempotent)."""
     if not dialect.skip_indexes:

@@ -235,3 +235,44 @@ def test_every_derived_rules_record_is_stored_exactly(store, engine_stack):
         "WHERE province_code = 'TH-50'"
     )
     assert progress[0]["status"] == "MET"
+
+
+def test_a_table_from_an_older_schema_version_gets_the_new_columns(store):
+    """An existing deployment's camera_heartbeats was made from heartbeat v1: creating the
+    schema again adds v2's columns, and a v2 row then goes in."""
+    from cctv.storage.tables import columns_of, create_table_sql
+
+    ctx, store = store
+    spec = table_for_schema("camera_heartbeat")
+    db = store.database
+    store.engine.execute(f"DROP TABLE {db}.{spec.name}")
+    v1 = columns_of(ctx.schemas.raw("camera_heartbeat", 1))
+    store.engine.execute(create_table_sql(spec, v1, database=db, dialect=store.engine.dialect))
+    before = {
+        r["name"]
+        for r in store.engine.query(
+            f"SELECT name FROM system.columns WHERE database = '{db}' AND table = '{spec.name}'"
+        )
+    }
+    assert "frames_received" not in before
+    ran = store.create_schema()
+    assert any("ADD COLUMN `frames_received`" in sql for sql in ran)
+    assert not any("ADD COLUMN" in sql for sql in store.create_schema())  # once only
+    latest = ctx.schemas.versions("camera_heartbeat")[-1]
+    record = {
+        f["name"]: f.get("default") for f in ctx.schemas.raw("camera_heartbeat", latest)["fields"]
+    } | {
+        "event_id": "8f0b8c1e-3a52-4c55-9d5e-1f2a3b4c5d6e",
+        "occurred_at": NOW,
+        "producer": "prober-01",
+        "province_code": "TH-50",
+        "camera_id": "CM-1",
+        "reachable": True,
+        "frozen": False,
+        "black": False,
+        "frames_received": 50,
+    }
+    decoded = ctx.codec.decode(ctx.codec.encode("camera_heartbeat", record)).record
+    store.insert(spec, [store.build_row(spec, decoded, SourcePosition("t", 0, 1), NOW)])
+    rows = store.engine.query(f"SELECT frames_received FROM {db}.{spec.name}")
+    assert [r["frames_received"] for r in rows] == [50]
