@@ -90,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     p.set_defaults(handler=_storage_query)
 
+    p = sub.add_parser(
+        "sql",
+        help="run one read-only SQL query against the configured ClickHouse (analysts)",
+        description="Run one SELECT (or WITH / SHOW / DESCRIBE / EXPLAIN) against the engine "
+        "the settings name (embedded chDB, or the server of CLICKHOUSE_URL), read-only, and "
+        "print the rows. Tables and columns: docs/ANALYST.md.",
+    )
+    p.add_argument("sql", help='e.g. "SELECT count() FROM cctv.camera_heartbeats"')
+    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    p.add_argument("--output", metavar="FILE", help="write there instead of standard output")
+    p.set_defaults(handler=_sql)
+
     p = sub.add_parser("worker", help="run the Faust stream processors (until Ctrl-C)")
     # Default: the settings' log_level.
     p.add_argument("--loglevel", default=None, choices=["crit", "error", "warn", "info", "debug"])
@@ -363,6 +375,16 @@ def _storage_show(args: argparse.Namespace) -> int:
     finally:
         store.engine.close()
     return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from cctv_cli.sql import UsageError, run_sql
+
+    try:
+        return run_sql(load_context(), args.sql, fmt=args.format, output=args.output)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _storage_query(args: argparse.Namespace) -> int:

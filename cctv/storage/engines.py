@@ -19,6 +19,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -41,6 +42,10 @@ class Engine(Protocol):
     def execute(self, sql: str) -> None: ...
 
     def query(self, sql: str) -> list[dict[str, Any]]: ...
+
+    def query_read_only(self, sql: str) -> list[dict[str, Any]]:
+        """`sql` under the engine's `readonly = 1`; decimals exact, timestamps as datetimes."""
+        ...
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
 
@@ -98,6 +103,17 @@ class ChdbEngine:
         result = self._run(sql, "JSONEachRow")
         text = result.bytes().decode("utf-8") if result is not None else ""
         return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def query_read_only(self, sql: str) -> list[dict[str, Any]]:
+        if re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
+            # Last in the SETTINGS clause, so a query's own `readonly = 0` does not win.
+            ours = "readonly = 1, date_time_output_format = 'iso'"
+            has_settings = re.search(r"\bSETTINGS\b", sql, re.IGNORECASE)
+            sql = f"{sql}, {ours}" if has_settings else f"{sql}\nSETTINGS {ours}"
+        result = self._run(sql, "JSONEachRow")
+        # Numbers with a fraction read as Decimal: money never passes through a float.
+        text = result.bytes().decode("utf-8") if result is not None else ""
+        return [json.loads(line, parse_float=Decimal) for line in text.splitlines() if line.strip()]
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -261,6 +277,13 @@ class ServerEngine:
         names = [name for name, _ in types]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def query_read_only(self, sql: str) -> list[dict[str, Any]]:
+        # 2, not 1: reads, and a query's own SETTINGS (max_threads, …), but never writes, and
+        # `readonly` itself cannot be changed back.
+        rows, types = self._call(sql, with_column_types=True, settings={"readonly": 2})
+        names = [name for name, _ in types]
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             cols = ", ".join(f"`{c}`" for c in columns)
@@ -282,7 +305,9 @@ class ServerEngine:
             self._client.disconnect()  # reconnect on the next call
             raise StorageUnavailable(f"{self.description}: {exc} (statement: {sql[:200]})") from exc
         except self._driver_error as exc:
-            raise StorageError(f"{self.description}: {exc} (statement: {sql[:200]})") from exc
+            # The server's own stack trace helps nobody reading the message.
+            message = str(exc).split(" Stack trace:", 1)[0].strip()
+            raise StorageError(f"{self.description}: {message} (statement: {sql[:200]})") from exc
 
 
 def open_engine(*, url: str | None, chdb_path: Path, http_port: int | None = None) -> Engine:
