@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -30,6 +31,7 @@ from cctv.deadletter import dead_letter
 from cctv.exceptions import InputError
 from cctv.failpoints import Failpoints
 from schemas.errors import SchemaError
+from stream_processors import diagnostics
 from stream_processors.delivery import ConfirmedTable, DeliveryLedger, LostEventError
 from stream_processors.faust_config import (  # noqa: F401  (re-exported: the worker's config)
     broker_credentials,
@@ -419,6 +421,13 @@ def declare_changelog_topics(processors: Processors) -> list[str]:
     return kafka_clients.ensure_topics(s.kafka, topics)
 
 
+class _Worker(faust.Worker):
+    def _on_sigusr2(self) -> None:
+        """mode would start pdb here, which a service has no terminal for: instead, log where
+        every task waits (`kill -USR2 <pid>`), async generators included."""
+        diagnostics.dump_tasks(sys.stderr)
+
+
 def run_worker(ctx: Context, *, loglevel: str = "info") -> None:
     """Run the worker in this process until SIGTERM/SIGINT (Faust handles both)."""
     logs.configure(loglevel)
@@ -426,7 +435,7 @@ def run_worker(ctx: Context, *, loglevel: str = "info") -> None:
     declare_changelog_topics(processors)
     # override_logging=False: Faust would replace our handler with its own format on stdout.
     # debug would otherwise default from F_DEBUG.
-    worker = faust.Worker(processors.app, quiet=True, override_logging=False, debug=False)
+    worker = _Worker(processors.app, quiet=True, override_logging=False, debug=False)
     worker.execute_from_commandline()
 
 

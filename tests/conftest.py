@@ -200,7 +200,11 @@ class Stack:
             if proc.poll() is None and "stream_processors" in proc.args  # type: ignore[operator]
         ]
         for proc in workers:
-            proc.send_signal(signal.SIGUSR1)  # mode's worker logs every task's stack ("cry")
+            # Every task's whole await chain (stream_processors/diagnostics.py), then mode's
+            # own dump with the frames' locals.
+            proc.send_signal(signal.SIGUSR2)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGUSR1)
         if workers:
             time.sleep(3)
         parts = []
