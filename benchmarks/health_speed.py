@@ -192,7 +192,7 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
         f"- Workload: {result['events']:,} heartbeats of {CAMERAS:,} cameras (one a minute "
         f"each) on a {PARTITIONS}-partition topic, a tick per partition after each minute; "
         "the production worker (every agent, health: 8 buckets per partition, batches of up "
-        "to 5,000 heartbeats or 0.2 s), rate from its first to its last offset commit.",
+        "to 5,000 heartbeats or 1 s), rate from its first to its last offset commit.",
         f"- Baseline `consume_decode` (same run): {baseline:,.0f} events/s.",
         f"- Load average now: {machine.load_average()}.",
     ]

@@ -367,7 +367,9 @@ class HealthSettings(_Section):
         "no ticks from the worker (tests, simulators or `cctv` send them)",
     )
     batch_max_events: int = Field(5000, ge=1, title="heartbeats taken per batch at most")
-    batch_max_seconds: float = Field(0.2, gt=0, title="...or what arrived within this long")
+    batch_max_seconds: float = Field(
+        1.0, gt=0, title="...or what arrived within this long (bigger batches: fewer writes)"
+    )
     latency_buckets_ms: list[int] = Field(
         default_factory=lambda: [100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000],
         title="upper bounds of the time-to-first-frame histogram of province windows (p95)",

@@ -36,9 +36,11 @@ def assert_same_as_rules_run(stack) -> None:
     expected, rejected = rules_run_records(stack)
     assert projections(live) == projections(expected)
     letters = stack.read_topic("dead_letters")
-    assert {(d["reason_code"], d["field"]) for d in letters} == {
-        (r["reason_code"], r["field"]) for r in rejected
-    } == {("fiscal_year_outside_campaign", "fiscal_year")}
+    assert (
+        {(d["reason_code"], d["field"]) for d in letters}
+        == {(r["reason_code"], r["field"]) for r in rejected}
+        == {("fiscal_year_outside_campaign", "fiscal_year")}
+    )
 
 
 def test_december_scenario_live_matches_rules_run(rules_stack):
