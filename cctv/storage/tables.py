@@ -193,7 +193,6 @@ HISTORY_TABLES: tuple[TableSpec, ...] = (
         "health_windows",
         "health_window",
         ("province_code", "scope", "window_start", "event_id"),
-        time_column="window_start",
     ),
     # Keyed by the failed message, not by when the letter was written: a message dead-lettered
     # again after a crash is the same row and collapses.
