@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks import codec_speed, kafka_baseline, report, sink_speed
+from benchmarks import codec_speed, health_speed, kafka_baseline, report, sink_speed
 from benchmarks.section import Context, Section
 
 DEFAULT_EVENTS = 200_000
@@ -45,6 +45,13 @@ SECTIONS: tuple[Section, ...] = (
         "(starts a broker and a ClickHouse server)",
         needs_broker=True,
         run=sink_speed.run_section,
+    ),
+    Section(
+        name=health_speed.SECTION,
+        description="health agent heartbeats/s through one worker vs consume+decode "
+        "(starts a broker)",
+        needs_broker=True,
+        run=health_speed.run_section,
     ),
 )
 

@@ -162,6 +162,7 @@ class SinkSettings(_Section):
             "project_routing",
             "alerts",
             "dead_letters",
+            "health_windows",
         ],
         title="logical topic names (keys of the topic registry) the sink writes to ClickHouse",
     )
@@ -370,6 +371,87 @@ class ProberSettings(_Section):
         return value
 
 
+class HealthThresholds(_Section):
+    """When the health agent calls a camera offline, recovered or degraded. Every field can be
+    overridden per camera (health.cameras or health.cameras_file), with the same names."""
+
+    interval_seconds: float = Field(
+        30.0, gt=0, title="how often a camera is expected to send a heartbeat (the prober's)"
+    )
+    offline_after_intervals: float = Field(
+        2.0,
+        gt=0,
+        title="OFFLINE once no good (reachable) heartbeat came for this many intervals",
+    )
+    recover_after_heartbeats: int = Field(
+        2, ge=1, title="an OFFLINE camera is back after this many good heartbeats in a row"
+    )
+    fault_after_heartbeats: int = Field(
+        2,
+        ge=1,
+        title="a content fault (frozen, black, dark, blurred, low fps) is raised once this many "
+        "reachable heartbeats in a row show it",
+    )
+    fault_clear_after_heartbeats: int = Field(
+        2, ge=1, title="...and cleared once this many reachable heartbeats in a row do not"
+    )
+
+
+class HealthOverride(_Section):
+    """One camera's thresholds that differ from health.thresholds (unset: the default)."""
+
+    interval_seconds: float | None = Field(None, gt=0)
+    offline_after_intervals: float | None = Field(None, gt=0)
+    recover_after_heartbeats: int | None = Field(None, ge=1)
+    fault_after_heartbeats: int | None = Field(None, ge=1)
+    fault_clear_after_heartbeats: int | None = Field(None, ge=1)
+
+
+class HealthSettings(_Section):
+    thresholds: HealthThresholds = Field(default_factory=HealthThresholds)
+    cameras: dict[str, HealthOverride] = Field(
+        default_factory=dict, title="camera_id -> thresholds of that camera that differ"
+    )
+    cameras_file: Path | None = Field(
+        None, title="YAML mapping camera_id -> thresholds, merged under health.cameras"
+    )
+    window_seconds: int = Field(60, ge=1, le=86_400, title="tumbling window length")
+    allowed_lateness_seconds: float = Field(
+        30.0,
+        ge=0,
+        title="a window is emitted once stream time passes its end plus this; heartbeats later "
+        "than that are counted as late, in the next window emitted",
+    )
+    buckets_per_partition: int = Field(
+        8,
+        ge=1,
+        le=4096,
+        title="camera state is kept in this many table keys per heartbeats partition, each "
+        "written at most once per batch (fewer, larger values: fewer table writes)",
+    )
+    tick_interval_seconds: float = Field(
+        10.0,
+        ge=0,
+        title="the leader worker ticks every heartbeats partition this often (wall clock); 0: "
+        "no ticks from the worker (tests, simulators or `cctv` send them)",
+    )
+    batch_max_events: int = Field(5000, ge=1, title="heartbeats taken per batch at most")
+    batch_max_seconds: float = Field(
+        1.0, gt=0, title="...or what arrived within this long (bigger batches: fewer writes)"
+    )
+    latency_buckets_ms: list[int] = Field(
+        default_factory=lambda: [100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000],
+        title="upper bounds of the time-to-first-frame histogram of province windows (p95)",
+    )
+
+    @field_validator("latency_buckets_ms")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if not value or any(b <= a for a, b in zip(value, value[1:], strict=False)):
+            raise ValueError(f"expected increasing bounds, got {value}")
+        return value
+
+
 class Settings(_Section):
     """Everything a process needs to know about its surroundings."""
 
@@ -379,6 +461,7 @@ class Settings(_Section):
     sink: SinkSettings = Field(default_factory=SinkSettings)
     mailer: MailerSettings = Field(default_factory=MailerSettings)
     prober: ProberSettings = Field(default_factory=ProberSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
         title="where this process writes local data: embedded chDB (chdb/), Faust tables "

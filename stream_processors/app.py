@@ -389,10 +389,11 @@ def create_app(ctx: Context) -> Processors:
     )
     app.on_rebalance_complete.connect(processors.on_rebalance_complete)
 
-    from stream_processors import inventory, rules_agents
+    from stream_processors import health_agents, inventory, rules_agents
 
     inventory.register(processors)
     rules_agents.register(processors)
+    health_agents.register(processors)
     return processors
 
 

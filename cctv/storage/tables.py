@@ -187,6 +187,13 @@ HISTORY_TABLES: tuple[TableSpec, ...] = (
         ("province_code", "project_id", "routing_version", "event_id"),
     ),
     TableSpec("alerts", "alert", ("province_code", "occurred_at", "event_id")),
+    # camera_id is Nullable (PROVINCE windows have none) and so cannot be in the sorting key;
+    # event_id derives from (scope, camera or province, window_start), so it tells them apart.
+    TableSpec(
+        "health_windows",
+        "health_window",
+        ("province_code", "scope", "window_start", "event_id"),
+    ),
     # Keyed by the failed message, not by when the letter was written: a message dead-lettered
     # again after a crash is the same row and collapses.
     TableSpec(

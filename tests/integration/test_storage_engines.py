@@ -276,3 +276,54 @@ def test_a_table_from_an_older_schema_version_gets_the_new_columns(store):
     store.insert(spec, [store.build_row(spec, decoded, SourcePosition("t", 0, 1), NOW)])
     rows = store.engine.query(f"SELECT frames_received FROM {db}.{spec.name}")
     assert [r["frames_received"] for r in rows] == [50]
+
+
+def test_health_windows_are_stored_and_roll_up_to_daily_availability(store):
+    """Minute windows land on both engines; a province's daily availability is their rollup
+    (the query the README gives analysts)."""
+    ctx, store = store
+    spec = table_for_schema("health_window")
+    minute = 60_000
+    start = int(NOW.timestamp() * 1000)
+    rows = []
+    for i, (reach, known, offline) in enumerate([(4, 4, 0), (2, 4, 1), (3, 4, 1)]):
+        record = {
+            "event_id": f"00000000-0000-4000-8000-00000000000{i}",
+            "occurred_at": start + (i + 1) * minute,
+            "producer": "test",
+            "province_code": "TH-50",
+            "scope": "PROVINCE",
+            "camera_id": None,
+            "window_start": start + i * minute,
+            "window_end": start + (i + 1) * minute,
+            "heartbeats": 4,
+            "reachable_heartbeats": reach,
+            "availability_pct": 100.0 * reach / 4,
+            "avg_fps": 25.0,
+            "frozen_count": 0,
+            "black_count": 1,
+            "cameras": 4,
+            "degraded_count": 1,
+            "blurred_count": 0,
+            "late_heartbeats": i,
+            "p95_latency_ms": 300,
+            "cameras_known": known,
+            "cameras_offline": offline,
+            "camera_availability_pct": 100.0 * (known - offline) / known,
+        }
+        decoded = ctx.codec.decode(ctx.codec.encode("health_window", record)).record
+        rows.append(store.build_row(spec, decoded, SourcePosition("t", 0, i), NOW))
+    store.insert(spec, rows)
+    store.insert(spec, rows[:1])  # a replayed window collapses by event_id
+    db = store.database
+    day = store.engine.query(
+        f"SELECT province_code, toDate(window_start, 'Asia/Bangkok') AS day, "
+        f"sum(reachable_heartbeats) * 100 / sum(heartbeats) AS availability, "
+        f"sum(cameras_known - cameras_offline) * 100 / sum(cameras_known) AS camera_availability, "
+        f"sum(late_heartbeats) AS late "
+        f"FROM {db}.health_windows FINAL WHERE scope = 'PROVINCE' GROUP BY province_code, day"
+    )
+    assert len(day) == 1
+    assert round(float(day[0]["availability"]), 3) == 75.0
+    assert round(float(day[0]["camera_availability"]), 3) == round(1000 / 12, 3)
+    assert int(day[0]["late"]) == 3

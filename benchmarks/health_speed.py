@@ -1,0 +1,228 @@
+"""The health agent: heartbeats/s through one worker, against consume+decode in the same run.
+
+On a fresh 6-partition heartbeat topic holding ``--events`` heartbeats (10,000 cameras, one
+heartbeat a minute each, benchmarks/records.py), with a tick per partition after each minute of
+heartbeats (so windows close and silent cameras are judged as in production):
+
+* ``consume_decode`` -- the baseline: a plain confluent-kafka consumer (``consume(1000)``) that
+  decodes every message with ``AvroCodec.decode``;
+* the production worker (``python -m stream_processors``, every agent registered, default
+  health settings except the worker's own ticker, off: the benchmark's ticks are the clock) in
+  its own process, with a fresh app id and table directory. Its rate is the heartbeats
+  committed by the health agent's consumer group over the time from the first commit seen to
+  the last (polled every 0.2 s): start-up (Faust, topic creation) is left out.
+
+Goal (issue 7): >= 7,000 heartbeats/s per worker on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+from confluent_kafka import TopicPartition
+
+from benchmarks import machine
+from benchmarks.kafka_baseline import BenchmarkError, consume, produce
+from benchmarks.records import CAMERAS, heartbeats
+from benchmarks.section import Context
+from cctv import kafka as kafka_clients
+from cctv.kafka import apply_topics
+from cctv.settings import CONFIG_DIR, Settings
+from cctv.topics import TopicRegistry
+from schemas.codec import AvroCodec
+from schemas.registry import SchemaRegistry
+from stream_processors.health_agents import health_tick
+
+SECTION = "health"
+TITLE = "Health agent: heartbeats/s through one worker"
+PARTITIONS = 6
+GOAL = 7_000
+
+
+def _topics_file(root: Path, prefix: str) -> Path:
+    registry = yaml.safe_load((CONFIG_DIR / "topics.yaml").read_text(encoding="utf-8"))
+    for spec in registry["topics"].values():
+        spec["name"] = f"{prefix}.{spec['name']}"
+        spec["partitions"] = PARTITIONS  # all equal: co-partitioning holds everywhere
+    path = root / "topics.yaml"
+    path.write_text(yaml.safe_dump(registry), encoding="utf-8")
+    return path
+
+
+def _publish(settings: Settings, registry: TopicRegistry, events: int, log: TextIO) -> None:
+    codec = AvroCodec(SchemaRegistry.load())
+    hb_topic = registry["camera_heartbeats"].name
+    tick_topic = registry["health_clock"].name
+    records = heartbeats(events)
+    producer = kafka_clients.producer(settings.kafka, client_suffix="bench-ticks")
+    reader = kafka_clients.consumer(settings.kafka, group_id="bench-ends", client_suffix="ends")
+    try:
+        for first in range(0, events, CAMERAS):
+            chunk = records[first : first + CAMERAS]
+            produce(
+                settings,
+                hb_topic,
+                [r["camera_id"].encode() for r in chunk],
+                [codec.encode("camera_heartbeat", r) for r in chunk],
+            )
+            at = chunk[-1]["occurred_at"] + dt.timedelta(seconds=35)
+            for partition in range(PARTITIONS):
+                end = reader.get_watermark_offsets(TopicPartition(hb_topic, partition), 10)[1]
+                tick = health_tick(partition, at, end, producer="bench")
+                producer.produce(
+                    tick_topic,
+                    key=str(partition).encode(),
+                    value=codec.encode("health_clock", tick),
+                    partition=partition,
+                )
+            producer.flush(30)
+            print(f"  published {first + len(chunk):,}/{events:,} heartbeats", file=log)
+    finally:
+        reader.close()
+
+
+def _committed(settings: Settings, group: str, topic: str) -> int:
+    consumer = kafka_clients.consumer(settings.kafka, group_id=group, client_suffix="bench-lag")
+    try:
+        parts = consumer.committed(
+            [TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10
+        )
+        return sum(max(tp.offset, 0) for tp in parts)
+    finally:
+        consumer.close()
+
+
+def _run_worker(
+    base: dict[str, Any], root: Path, events: int, name: str, log: TextIO
+) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    settings_data = {
+        **base,
+        "processors": {
+            "app_id": f"bench-health-{run_id}",
+            "datadir": str(root / f"faust-{run_id}"),
+            "web_port": 0,
+            "clock_interval_seconds": 0,
+        },
+        "health": {"tick_interval_seconds": 0},
+        "log_level": "WARNING",
+    }
+    path = root / f"{run_id}.yaml"
+    path.write_text(yaml.safe_dump(settings_data), encoding="utf-8")
+    settings = Settings.load(environ={}, settings_file=path)
+    topic = TopicRegistry.load(settings.kafka.topics_file)["camera_heartbeats"].name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCTV_")}
+    env["CCTV_SETTINGS_FILE"] = str(path)
+    logfile = (root / f"{name}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_processors"], env=env, stdout=logfile, stderr=logfile
+    )
+    group = settings.processors.app_id
+    first: tuple[float, int] | None = None
+    last = (time.monotonic(), 0)
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline:
+            done = _committed(settings, group, topic)
+            now = time.monotonic()
+            if done and first is None:
+                first = (now, done)
+            last = (now, done)
+            if done >= events:
+                break
+            if proc.poll() is not None:
+                raise BenchmarkError(f"{name}: the worker exited with {proc.returncode}")
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if first is None or last[1] < events:
+        raise BenchmarkError(f"{name}: {last[1]:,} of {events:,} heartbeats committed")
+    counted = last[1] - first[1]
+    seconds = last[0] - first[0]
+    rate = counted / seconds if seconds > 0 else 0.0
+    print(f"  {name}: {counted:,} heartbeats in {seconds:.2f} s = {rate:,.0f}/s", file=log)
+    return {"rate": rate, "counted": counted, "seconds": seconds}
+
+
+def run(*, bootstrap: str, events: int, repeat: int, log: TextIO) -> dict[str, Any]:
+    codec = AvroCodec(SchemaRegistry.load())
+    with tempfile.TemporaryDirectory(prefix="cctv-bench-health-") as tmp:
+        root = Path(tmp)
+        topics_file = _topics_file(root, f"bench-health-{uuid.uuid4().hex[:8]}")
+        base = {"kafka": {"bootstrap_servers": bootstrap, "topics_file": str(topics_file)}}
+        settings = Settings.load(environ={}, **base)
+        registry = TopicRegistry.load(topics_file)
+        apply_topics(settings.kafka, registry, log=lambda _: None)
+        print(f"publishing {events:,} heartbeats with a tick per partition a minute ...", file=log)
+        _publish(settings, registry, events, log)
+        topic = registry["camera_heartbeats"].name
+        baseline = []
+        for i in range(repeat):
+            rate = consume(settings, topic, events, decode=codec.decode)
+            print(f"  consume_decode #{i + 1}: {rate:,.0f} events/s", file=log)
+            baseline.append(rate)
+        runs = [_run_worker(base, root, events, f"worker #{i + 1}", log) for i in range(repeat)]
+    return {"baseline": baseline, "runs": runs, "events": events, "repeat": repeat}
+
+
+def render(result: dict[str, Any], *, command: str, date: str, note: str, broker: str) -> str:
+    baseline = statistics.median(result["baseline"])
+    rates = [r["rate"] for r in result["runs"]]
+    median = statistics.median(rates)
+    lines = [
+        f"## {TITLE}",
+        "",
+        f"- Command: {command}",
+        f"- Date: {date}",
+        f"- Workload: {result['events']:,} heartbeats of {CAMERAS:,} cameras (one a minute "
+        f"each) on a {PARTITIONS}-partition topic, a tick per partition after each minute; "
+        "the production worker (every agent, health: 8 buckets per partition, batches of up "
+        "to 5,000 heartbeats or 1 s), rate from its first to its last offset commit.",
+        f"- Baseline `consume_decode` (same run): {baseline:,.0f} events/s.",
+        f"- Load average now: {machine.load_average()}.",
+    ]
+    if note:
+        lines.append(f"- Note: {note}")
+    verdict = "met" if median >= GOAL else "**not met**"
+    lines += [
+        "",
+        f"| reader | median heartbeats/s | range | vs consume_decode | goal ≥ {GOAL:,}/s |",
+        "|---|---:|---:|---:|---|",
+        f"| health worker | {median:,.0f} | {min(rates):,.0f} – {max(rates):,.0f} | "
+        f"{median / baseline:.2f} | {verdict} |",
+        "",
+        f"Broker: {broker}.",
+    ]
+    return "\n".join(lines)
+
+
+def run_section(ctx: Context) -> str:
+    args = ctx.args
+    result = run(bootstrap=ctx.bootstrap, events=args.events, repeat=args.repeat, log=ctx.log)
+    text = render(
+        result,
+        command=ctx.command(
+            ["--only", SECTION, "--events", str(args.events), "--repeat", str(args.repeat)]
+        ),
+        date=ctx.date,
+        note=args.note,
+        broker=ctx.broker or "",
+    )
+    print()
+    print(text)
+    return text
