@@ -246,7 +246,7 @@ def test_size_limits_and_rate_limit(stack: Stack) -> None:
         },
     )
     gw.wait()
-    big = gw.post("cameras", other, [camera(f"CM-{i}", owner_agency="x" * 500) for i in range(3)])
+    big = gw.post("cameras", other, [camera(f"CM-{i}", owner_agency="x" * 1000) for i in range(3)])
     assert big.status_code == 413 and big.json()["error"] == "body_too_large"
     many = gw.post("cameras", other, [camera(f"CM-{i}") for i in range(4)])
     assert many.status_code == 413 and many.json()["error"] == "too_many_records"
