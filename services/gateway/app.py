@@ -136,7 +136,7 @@ class Gateway:
             )
         if not self.keys.ready.is_set():
             raise self.unavailable("API keys are not loaded yet: Kafka is not reachable")
-        key = verify(presented, self.keys.snapshot())
+        key = verify(presented, self.keys.get)
         if key is None:
             raise Refusal(
                 401,
@@ -236,10 +236,12 @@ class Gateway:
                     )
                 if idempotency_key is not None and _blank(row.get("event_id")):
                     # The same request sent again gets the same ids, so every stage downstream
-                    # sees a replay, not new events.
+                    # sees a replay, not new events. The row's content is part of the id: a
+                    # key reused for other data (when its stored reply is gone) makes new
+                    # events instead of being dropped downstream as a replay.
                     row = dict(row)
                     row["event_id"] = derived_event_id(
-                        "gateway", key.key_id, idempotency_key, kind, index
+                        "gateway", key.key_id, idempotency_key, kind, index, _canonical(row)
                     )
                 record = builder.build(row)
                 self.ctx.codec.encode(schema, record)  # the contract's own check
@@ -405,6 +407,10 @@ class Gateway:
             # The records are in Kafka: the 202 is true. Without the stored reply another
             # replica answers a resend by publishing the same event ids again: harmless.
             log.warning("reply for %s not stored (%s); a resend republishes", cache_key, exc)
+
+
+def _canonical(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _blank(value: Any) -> bool:

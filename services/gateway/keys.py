@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,7 @@ def parse_key(presented: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-def verify(presented: str, lookup: dict[str, ApiKey]) -> ApiKey | None:
+def verify(presented: str, lookup: Callable[[str], ApiKey | None]) -> ApiKey | None:
     """The stored key `presented` matches, if it is known, not revoked, and its secret hashes
     to the stored hash (compared in constant time). None otherwise: the caller says 401 and
     never which of these it was."""
@@ -102,7 +103,7 @@ def verify(presented: str, lookup: dict[str, ApiKey]) -> ApiKey | None:
     if parsed is None:
         return None
     key_id, secret = parsed
-    stored = lookup.get(key_id)
+    stored = lookup(key_id)
     # Hash even for an unknown id, so the answer takes as long either way.
     candidate = hash_secret(secret)
     expected = stored.key_hash if stored is not None else "sha256:" + "0" * 64

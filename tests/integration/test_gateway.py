@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from infra.ports import free_port
+from services.gateway.examples import CSV_EXAMPLES, EXAMPLES
 from tests.conftest import Stack, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -119,11 +120,31 @@ def test_202_only_once_every_record_is_in_kafka(stack: Stack) -> None:
     assert gw.post("cameras", None, [camera("CM-5")]).status_code == 401
     assert gw.post("cameras", key[:-2] + "xx", [camera("CM-5")]).status_code == 401
 
+    # The API is described, with an example body for each endpoint and content type.
+    spec = gw.client.get("/openapi.json").json()
+    for kind in ("cameras", "heartbeats", "selections", "projects"):
+        operation = spec["paths"][f"/v1/{kind}"]["post"]
+        content = operation["requestBody"]["content"]
+        assert content["application/json"]["example"]["records"], kind
+        assert content["text/csv"]["example"].count("\n") >= 2, kind
+        assert {"202", "401", "403", "413", "422", "429", "503"} <= set(operation["responses"])
+    assert gw.client.get("/docs").status_code == 200
+    # ... and the examples are true: each is accepted as it stands.
+    for kind in ("cameras", "heartbeats", "selections", "projects"):
+        answer = gw.post(kind, key, EXAMPLES[kind]["records"])
+        assert answer.status_code == 202, (kind, answer.text)
+        answer = gw.post(
+            kind, key, content=CSV_EXAMPLES[kind].encode(), headers={"Content-Type": "text/csv"}
+        )
+        assert answer.status_code == 202, (kind, answer.text)
+    assert gw.client.get("/healthz").json() == {"status": "alive"}
+
     # The access log: one line per request, the key id, never the key.
     gw.stop()
     log = stack.log("gateway")
     assert '"path": "/v1/cameras", "status": 202, "key_id": "' + key_id in log
     assert '"province": "TH-50", "records": 2' in log
+    assert log.count('"path": "/v1/') == 13  # one line per request
     assert key.split("_")[-1] not in log
 
 

@@ -21,14 +21,14 @@ def test_a_new_key_is_stored_only_as_its_hash() -> None:
 def test_verify_accepts_the_key_and_refuses_everything_else() -> None:
     key, stored = new_key("TH-50")
     other, _ = new_key("TH-50")
-    keys = {stored.key_id: stored}
+    keys = {stored.key_id: stored}.get
     assert verify(key, keys) == stored
     assert verify(other, keys) is None  # unknown id
     assert verify(key[:-1] + ("A" if key[-1] != "A" else "B"), keys) is None  # wrong secret
     assert verify("cctv_nonsense", keys) is None
     assert verify("", keys) is None
     revoked = ApiKey(**{**stored.__dict__, "revoked_at": dt.datetime.now(dt.UTC)})
-    assert verify(key, {stored.key_id: revoked}) is None
+    assert verify(key, {stored.key_id: revoked}.get) is None
 
 
 def test_keys_are_distinct_and_high_entropy() -> None:
