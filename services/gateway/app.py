@@ -14,6 +14,7 @@ A batch is all-or-nothing: if any record is refused, none is published.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -188,7 +189,10 @@ class Gateway:
                 )
             rows: list[tuple[int | None, Any]] = [(None, r) for r in data["records"]]
         elif media == "text/csv":
-            rows = [(line, row) for line, row in read_rows(io.StringIO(text), "csv")]
+            try:
+                rows = [(line, row) for line, row in read_rows(io.StringIO(text), "csv")]
+            except csv.Error as exc:  # a NUL byte, a cell over the csv module's limit
+                raise Refusal(400, "undecodable", f"not readable as CSV: {exc}") from None
         else:
             raise Refusal(
                 415,

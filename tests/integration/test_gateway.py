@@ -202,6 +202,13 @@ def test_invalid_records_422_per_field_and_nothing_published(stack: Stack) -> No
         (b'{"records": 1}', "application/json", 400),
         (b'{"records": []}', "application/json", 422),
         (b"<xml/>", "application/xml", 415),
+        (b"camera_id,change\nCM-1,\x00\n", "text/csv", 422),
+        (b'camera_id\n"' + b"a" * 140_000 + b'"\n', "text/csv", 400),
+        (
+            _json({"records": [camera("CM-1", resolution_width=10**6)]})[:-3] + b"e999999}]}",
+            "application/json",
+            422,
+        ),
     ]:
         answer = gw.post("cameras", key, content=content, headers={"Content-Type": ctype})
         assert answer.status_code == status, (content[:20], answer.text)

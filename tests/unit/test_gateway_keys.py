@@ -48,3 +48,16 @@ def test_token_bucket_allows_burst_then_refills_at_rate() -> None:
     now[0] += 100
     assert [limiter.take("a") for _ in range(4)][-1] > 0  # never more than the burst
     assert retry_after_header(0.01) == "1" and retry_after_header(1.2) == "2"
+
+
+def test_a_huge_exponent_is_refused_at_once_not_computed() -> None:
+    """A JSON number like 1e999999 must not become a million-digit int (a cheap DoS)."""
+    from decimal import Decimal
+
+    import pytest
+
+    from cctv.records import convert
+
+    with pytest.raises(ValueError, match="out of range"):
+        convert("long", Decimal("1e999999"))
+    assert convert("int", Decimal("1.92E+3")) == 1920
