@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -379,3 +381,32 @@ def _with_fresh_replies(stack: Stack) -> Path:
     path.write_text(yaml.safe_dump(registry), encoding="utf-8")
     apply_topics(stack.settings().kafka, TopicRegistry.load(path), log=lambda _: None)
     return path
+
+
+def test_fuzzing_the_openapi_spec_finds_no_server_error(stack: Stack) -> None:
+    """schemathesis generates requests from /openapi.json (a few per endpoint): no 500, and
+    every answer matches the documented statuses and bodies."""
+    _, key = create_key(stack, "TH-50")
+    gw = Gateway(stack, "gateway", gateway={"rate_burst": 10_000, "rate_per_second": 1000})
+    gw.wait()
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "st"),
+            "run",
+            f"http://127.0.0.1:{gw.port}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {key}",
+            "--max-examples",
+            "15",
+            "--checks",
+            "not_a_server_error,status_code_conformance,response_schema_conformance,"
+            "content_type_conformance",
+            "--request-timeout",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert key.split("_")[-1] not in stack.log("gateway")
