@@ -404,6 +404,7 @@ def test_fuzzing_the_openapi_spec_finds_no_server_error(stack: Stack) -> None:
             "--request-timeout",
             "30",
         ],
+        cwd=stack.root,  # schemathesis keeps a cache in its working directory
         capture_output=True,
         text=True,
         timeout=600,
