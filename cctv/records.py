@@ -179,6 +179,10 @@ def convert(avro_type: Any, raw: Any) -> Any:
             raise ValueError(f"expected a whole number, got {raw!r}") from None
         if not number.is_finite() or number != number.to_integral_value():
             raise ValueError(f"expected a whole number, got {raw!r}")
+        if number.adjusted() > 18:
+            # int(Decimal("1e999999")) builds a million-digit integer: minutes of CPU for a
+            # value no Avro long can hold anyway.
+            raise ValueError(f"{raw!r} is out of range for a whole number")
         return int(number)
     if avro_type in ("float", "double"):
         if isinstance(raw, bool):

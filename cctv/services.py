@@ -69,6 +69,12 @@ SERVICES: dict[str, Service] = {
             command=("cctv", "mailer"),
             description="e-mails each national-subcommittee project routing, once per version",
         ),
+        Service(
+            name="gateway",
+            module="services.gateway",
+            command=("cctv", "gateway"),
+            description="HTTP ingestion for provincial systems: validated records into Kafka",
+        ),
     )
 }
 

@@ -452,6 +452,37 @@ class HealthSettings(_Section):
         return value
 
 
+class GatewaySettings(_Section):
+    """The HTTP ingestion gateway (services/gateway/): where it listens and what it allows."""
+
+    host: str = Field("127.0.0.1", min_length=1, title="address the gateway listens on")
+    port: int = Field(8080, ge=1, le=65535, title="TCP port the gateway listens on")
+    max_body_bytes: int = Field(
+        5_000_000, ge=1_000, title="largest request body accepted; larger: 413"
+    )
+    max_records: int = Field(
+        5_000, ge=1, title="most records in one request (JSON or CSV); more: 413"
+    )
+    rate_per_second: float = Field(
+        20.0, gt=0, title="requests per second each API key may send (token bucket refill)"
+    )
+    rate_burst: int = Field(
+        40, ge=1, title="requests an API key may send at once (token bucket size); more: 429"
+    )
+    delivery_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        title="Kafka must acknowledge every record of a request within this long; otherwise "
+        "503 (records not yet acknowledged are dropped by the producer soon after)",
+    )
+    retry_after_seconds: int = Field(
+        5, ge=1, title="Retry-After sent with a 503 (Kafka unreachable or not confirming)"
+    )
+    producer_id: str = Field(
+        "gateway", min_length=1, title="`producer` stamped on records that name none"
+    )
+
+
 class Settings(_Section):
     """Everything a process needs to know about its surroundings."""
 
@@ -462,6 +493,7 @@ class Settings(_Section):
     mailer: MailerSettings = Field(default_factory=MailerSettings)
     prober: ProberSettings = Field(default_factory=ProberSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
         title="where this process writes local data: embedded chDB (chdb/), Faust tables "

@@ -227,6 +227,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_prober_arguments(p)
     p.set_defaults(handler=_prober)
 
+    p = sub.add_parser(
+        "gateway",
+        help="run the HTTP ingestion gateway for provincial systems (until Ctrl-C)",
+        description="Serve POST /v1/{cameras,heartbeats,selections,projects} (JSON or CSV), "
+        "/healthz, /readyz and /docs on gateway.host:gateway.port (settings: gateway.*).",
+    )
+    p.add_argument("--port", type=int, default=None, help="default: the settings' gateway.port")
+    p.set_defaults(handler=_gateway)
+
+    keys = sub.add_parser("keys", help="the gateway's per-province API keys").add_subparsers(
+        metavar="ACTION"
+    )
+    p = keys.add_parser("create", help="make a key for one province (printed once)")
+    p.add_argument("--province", required=True, help="province code (TH-50), number or name")
+    p.add_argument("--note", default=None, help="who or what uses the key")
+    p.set_defaults(handler=_keys_create)
+    p = keys.add_parser("list", help="every key: id, province, created, revoked, note")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S")
+    p.set_defaults(handler=_keys_list)
+    p = keys.add_parser("revoke", help="revoke a key on every gateway replica")
+    p.add_argument("key_id")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S")
+    p.set_defaults(handler=_keys_revoke)
+
     p = sub.add_parser("demo", help="the whole pipeline on this machine, with a sample inventory")
     p.set_defaults(handler=_demo)
 
@@ -429,6 +453,30 @@ def _prober(args: argparse.Namespace) -> int:
     from services.prober.run import run
 
     return run(load_context(), args)
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from services.gateway.run import main as gateway_main
+
+    return gateway_main(["--port", str(args.port)] if args.port else [])
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from cctv_cli.keys import create
+
+    return create(load_context(), province=args.province, note=args.note)
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from cctv_cli.keys import list_keys
+
+    return list_keys(load_context(), timeout=args.timeout)
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from cctv_cli.keys import revoke
+
+    return revoke(load_context(), key_id=args.key_id, timeout=args.timeout)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -235,6 +235,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "retired_cameras": 3,
         "source_event_id": str(uuid.uuid4()),
     },
+    "gateway_key": {
+        **_header(producer="cctv-cli"),
+        "key_id": "3f9a0c1d2e4b5a67",
+        "key_hash": "sha256:" + "ab" * 32,
+        "created_at": T0,
+        "revoked_at": None,
+        "note": "ระบบทะเบียนกล้อง จ.เชียงใหม่",
+    },
+    "gateway_reply": {
+        **_header(producer="gateway-3f9a0c1d2e4b5a67"),
+        "cache_key": "3f9a0c1d2e4b5a67/TH-50-001",
+        "key_id": "3f9a0c1d2e4b5a67",
+        "idempotency_key": "TH-50-001",
+        "request_sha256": "cd" * 32,
+        "kind": "cameras",
+        "topic": "cctv.inbound.camera-registrations.v1",
+        "event_ids": [str(uuid.uuid4())],
+    },
 }
 
 

@@ -1,0 +1,1 @@
+"""The HTTP ingestion gateway: provincial systems POST records, Kafka gets them validated."""
