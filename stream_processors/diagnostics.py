@@ -59,9 +59,7 @@ def await_chain(obj: Any) -> list[str]:
             # The asend wrapper hides its generator: it is the running one among the locals
             # of the frame that awaits it (`async for x in ait`).
             running = [
-                v
-                for v in last_frame.f_locals.values()
-                if inspect.isasyncgen(v) and v.ag_running
+                v for v in last_frame.f_locals.values() if inspect.isasyncgen(v) and v.ag_running
             ]
             if running:
                 obj = running[0]
