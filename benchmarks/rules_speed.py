@@ -371,13 +371,13 @@ def wait_for_outputs(
     *,
     topic: str,
     partitions: int,
+    at_least: int,
     done: Any,
     what: str,
-    log: TextIO,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Wait (watermarks only, so the bench takes no CPU from the worker) until ``topic`` holds
-    what ``done(records)`` wants, then return its records; fail when nothing moves for
-    IDLE_TIMEOUT_S or the worker dies."""
+    """Wait until ``topic`` holds what ``done(records)`` wants, then return its records; fail
+    when nothing moves for IDLE_TIMEOUT_S or the worker dies. Until ``at_least`` messages are
+    there only the watermarks are asked for, so the bench takes no CPU from the worker."""
     last, moved = -1, time.monotonic()
     checked_at = -1
     while True:
@@ -385,7 +385,7 @@ def wait_for_outputs(
         count = _end_offsets(settings, topic, partitions)
         if count != last:
             last, moved = count, time.monotonic()
-        if count != checked_at:
+        if count >= at_least and count != checked_at:
             checked_at = count
             records = read_all(settings, codec, topic, partitions) if count else []
             if done(records):
@@ -486,9 +486,9 @@ def _repetition(
                 worker,
                 topic=spec["quota_progress"].name,
                 partitions=spec["quota_progress"].partitions,
+                at_least=sum(expected.values()),  # one progress per registration
                 done=counted,
                 what="inventory",
-                log=log,
             )
         finally:
             worker.stop()
@@ -529,9 +529,9 @@ def _repetition(
                 worker,
                 topic=spec["selection_outcomes"].name,
                 partitions=spec["selection_outcomes"].partitions,
+                at_least=count,
                 done=lambda rs: len({r["decision_event_id"] for _, r in rs}) >= count,
                 what="decisions",
-                log=log,
             )
         finally:
             worker.stop()
@@ -561,9 +561,9 @@ def _repetition(
                 worker,
                 topic=spec["project_routing"].name,
                 partitions=spec["project_routing"].partitions,
+                at_least=count,
                 done=lambda rs: len({r["submission_event_id"] for _, r in rs}) >= count,
                 what="submissions",
-                log=log,
             )
         finally:
             worker.stop()
