@@ -131,13 +131,18 @@ def table_rows(result: RulesResult) -> list[tuple[str, str, str, str, str, str]]
 
 
 def wrong_outcomes(result: RulesResult) -> list[str]:
-    """Repetitions whose selection outcomes differ from what the rules answer to the mix."""
+    """Per repetition whose selection outcomes differ from what the rules answer to the mix:
+    the differences, e.g. "repetition 1: not selected +36, accepted -21"."""
     want = rules_workload.expected_outcomes(result.decision_kinds)
-    return [
-        f"repetition {i}: {_kinds(r.outcomes)} (expected {_kinds(want)})"
-        for i, r in enumerate(result.reps, 1)
-        if r.outcomes != want
-    ]
+    found = []
+    for i, r in enumerate(result.reps, 1):
+        diff = {
+            k: r.outcomes.get(k, 0) - want.get(k, 0) for k in sorted(set(want) | set(r.outcomes))
+        }
+        moved = [f"{k.replace('_', ' ')} {n:+,}" for k, n in diff.items() if n]
+        if moved:
+            found.append(f"repetition {i}: " + ", ".join(moved))
+    return found
 
 
 def _kinds(counter: Counter) -> str:
@@ -193,10 +198,12 @@ def render(
     ]
     if note:
         lines.append(f"- Note: {note}")
-    for wrong in wrong_outcomes(result):
+    wrong = wrong_outcomes(result)
+    if wrong:
         lines.append(
             "- **Wrong outcomes:** the worker's selection outcomes differ from what the quota "
-            f"rule answers to this mix (`cctv rules run` agrees with the expectation): {wrong}."
+            "rule answers to this mix (the pure rules, as `cctv rules run` applies them, give "
+            "exactly the expected ones): " + "; ".join(wrong) + "."
         )
     if result.profiles:
         lines.append(

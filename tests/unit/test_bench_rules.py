@@ -185,4 +185,5 @@ def test_render_reports_median_ratios_and_goal() -> None:
 
 def test_render_flags_wrong_outcomes() -> None:
     text = _render(_result([1_000.0], Counter({"accepted": 8, "not_selected": 2})))
-    assert "**Wrong outcomes:**" in text and "2 not selected" in text
+    assert "**Wrong outcomes:**" in text
+    assert "repetition 1: accepted -1, already selected -1, not selected +2" in text
