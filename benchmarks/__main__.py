@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks import codec_speed, health_speed, kafka_baseline, report, sink_speed
+from benchmarks import codec_speed, health_speed, kafka_baseline, report, rules_speed, sink_speed
 from benchmarks.section import Context, Section
 
 DEFAULT_EVENTS = 200_000
@@ -45,6 +45,13 @@ SECTIONS: tuple[Section, ...] = (
         "(starts a broker and a ClickHouse server)",
         needs_broker=True,
         run=sink_speed.run_section,
+    ),
+    Section(
+        name=rules_speed.SECTION,
+        description="quota decisions/s and routing submissions/s through one Faust worker, "
+        "vs consume+decode and a bare Faust agent (starts a broker)",
+        needs_broker=True,
+        run=rules_speed.run_section,
     ),
     Section(
         name=health_speed.SECTION,
@@ -112,6 +119,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=codec_speed.DEFAULT_REPEAT,
         help=f"rounds of the five measurements; median reported "
         f"(default {codec_speed.DEFAULT_REPEAT})",
+    )
+    rules = parser.add_argument_group(f"section {rules_speed.SECTION}")
+    rules.add_argument(
+        "--cameras",
+        type=_positive,
+        default=rules_speed.DEFAULT_CAMERAS,
+        help=f"cameras registered over the campaign's provinces before the decisions "
+        f"(default {rules_speed.DEFAULT_CAMERAS:_})",
+    )
+    rules.add_argument(
+        "--decisions",
+        type=_positive,
+        default=rules_speed.DEFAULT_DECISIONS,
+        help=f"selection decisions per repetition (default {rules_speed.DEFAULT_DECISIONS:_})",
+    )
+    rules.add_argument(
+        "--submissions",
+        type=_positive,
+        default=rules_speed.DEFAULT_SUBMISSIONS,
+        help=f"project submissions per repetition (default {rules_speed.DEFAULT_SUBMISSIONS:_})",
+    )
+    rules.add_argument(
+        "--rules-profile",
+        type=Path,
+        metavar="DIR",
+        help="run the worker under cProfile, stats into DIR (figures then not comparable)",
     )
     parser.add_argument(
         "--doc",
