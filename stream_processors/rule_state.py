@@ -92,6 +92,16 @@ def advanced(
     if emit:
         pending[key] = [[schema, record] for schema, record in emit]
     if writes:
+        # A newer write of a key supersedes the older pending ones: once it is confirmed and
+        # dropped, the table holds the newest value, and an older entry (say of another input
+        # topic, never confirmed in this process) must not shadow it -- nor be written again by
+        # a replay of its input.
+        for older in list(pending_writes):
+            kept = {k: v for k, v in pending_writes[older].items() if k not in writes}
+            if kept:
+                pending_writes[older] = kept
+            else:
+                del pending_writes[older]
         pending_writes[key] = dict(writes)
     return {
         **base,

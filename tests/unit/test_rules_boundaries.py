@@ -486,3 +486,52 @@ def test_quota_replay_repeats_outcomes_with_the_same_ids(quota):
     replay = quota.decide(first.state, lambda key: None, decision, position=pos, confirmed={})
     assert replay.replay and replay.emit == first.emit
     assert replay.writes == first.writes
+
+
+def test_a_restart_leaves_no_stale_camera_write_shadowing_the_table(quota):
+    """After a restart nothing of the inventory topic is confirmed in the new process, so the
+    registration's pending camera write stays in the province state. A later decision's write
+    of the same camera supersedes it: once that one is confirmed, the table is what counts."""
+    table: dict[str, dict] = {}
+    change = {
+        "province_code": "TH-50",
+        "camera_id": "CM-1",
+        "registered": True,
+        "moved_to": None,
+        "source_partition": 0,
+        "source_offset": 0,
+        "occurred_at": dt.datetime(2020, 12, 1, tzinfo=UTC),
+    }
+    step = quota.apply_change(
+        None, table.get, change, position=Position("changes", 0, 0), confirmed={}
+    )
+    state = step.state
+    table.update(step.writes)  # the worker stops here; the change is never confirmed again
+
+    def decide(state, action, offset, confirmed, camera="CM-1"):
+        decision = {
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": dt.datetime(2020, 12, 10, tzinfo=UTC),
+            "province_code": "TH-50",
+            "campaign_id": quota.campaign.campaign_id,
+            "camera_id": camera,
+            "action": action,
+        }
+        step = quota.decide(
+            state,
+            table.get,
+            decision,
+            position=Position("decisions", 0, offset),
+            confirmed=confirmed,
+        )
+        table.update(step.writes)
+        return step
+
+    selected = decide(state, "SELECT", 0, {})
+    assert dict(selected.emit)["selection_outcome"]["accepted"]
+    # The select is confirmed (and dropped from the state by the next decision); the change
+    # never will be.
+    other = decide(selected.state, "SELECT", 1, {"decisions": 0}, camera="CM-404")
+    withdrawn = decide(other.state, "WITHDRAW", 2, {"decisions": 1})
+    outcome = dict(withdrawn.emit)["selection_outcome"]
+    assert (outcome["accepted"], outcome["reason"]) == (True, None)
