@@ -139,6 +139,12 @@ class ProcessorSettings(_Section):
     batch_max_events: int = Field(
         1000, ge=1, title="the rules' agents take up to this many events per batch"
     )
+    producer_linger_ms: int = Field(
+        20,
+        ge=0,
+        title="the worker's producer waits this long to fill a request (0: a request per "
+        "record, which made producing a third of the rules' agents' time)",
+    )
     batch_max_seconds: float = Field(
         0.05, gt=0, title="...or what arrived within this long, whichever comes first"
     )

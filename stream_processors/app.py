@@ -167,6 +167,9 @@ class Processors:
         app.flow_control.suspend()
         for ledger in self.ledgers.values():
             ledger.forget_positions()
+        for table in app.tables.values():
+            if isinstance(table, ConfirmedTable):
+                table.forget_cache()
 
     def is_platform_error(self, exc: BaseException) -> bool:
         if getattr(exc, "reason_code", None) not in PLATFORM_REASONS:

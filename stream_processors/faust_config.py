@@ -64,6 +64,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
         "topic_replication_factor": s.kafka.replication_factor,
         "topic_allow_declare": True,
         "producer_acks": -1,
+        "producer_linger": s.processors.producer_linger_ms / 1000,
         "consumer_auto_offset_reset": "earliest",
         "broker_session_timeout": s.processors.session_timeout_seconds,
         "web_enabled": s.processors.web_port != 0,

@@ -66,6 +66,7 @@ def register(p: Processors) -> None:
     provinces_table = p.table(
         "quota-provinces",
         default=None,
+        cached=True,
         partitions=partitions,
         help="per province: registered and selected cameras, clock, status, alerts raised, the "
         "input positions applied, and what is not yet confirmed delivered",
@@ -73,6 +74,7 @@ def register(p: Processors) -> None:
     cameras_table = p.table(
         "quota-cameras",
         default=None,
+        cached=True,
         partitions=partitions,
         help="per '<province>|<camera_id>': registered / retired / moved, selected, and the "
         "decision ids answered",
@@ -80,6 +82,7 @@ def register(p: Processors) -> None:
     projects_table = p.table(
         "routing-projects",
         default=None,
+        cached=True,
         partitions=p.topic("project_submissions").partitions,
         help="per project: routing version, submissions seen, late alert raised",
     )
