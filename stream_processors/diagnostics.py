@@ -9,6 +9,7 @@ awaited futures down to the innermost wait.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import sys
 import traceback
@@ -64,6 +65,16 @@ def await_chain(obj: Any) -> list[str]:
             if running:
                 obj = running[0]
                 continue
+        # Opaque wrappers (a coroutine's __await__ iterator, a future's iterator) reference
+        # what they wrap: follow it.
+        inner = [
+            r
+            for r in gc.get_referents(obj)
+            if inspect.iscoroutine(r) or inspect.isasyncgen(r) or inspect.isgenerator(r)
+        ]
+        if inner:
+            obj = inner[0]
+            continue
         lines.append(f"waiting on {obj!r:.200}")
         break
     return lines
