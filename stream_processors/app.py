@@ -430,6 +430,7 @@ class _Worker(faust.Worker):
         """mode would start pdb here, which a service has no terminal for: instead, log where
         every task waits (`kill -USR2 <pid>`), async generators included."""
         diagnostics.dump_tasks(sys.stderr)
+        diagnostics.dump_faust(self.app, sys.stderr)
 
 
 def run_worker(ctx: Context, *, loglevel: str = "info") -> None:

@@ -78,3 +78,29 @@ def await_chain(obj: Any) -> list[str]:
         lines.append(f"waiting on {obj!r:.200}")
         break
     return lines
+
+
+def dump_faust(app: Any, out: TextIO) -> None:
+    """The consumer's flow state: which partitions it fetches, which it holds back and why."""
+    print("===== Faust consumer state =====", file=out)
+    try:
+        consumer = app.consumer
+        print(f"flow_control active: {app.flow_control.is_active()}", file=out)
+        print(f"consumer flow_active: {consumer.flow_active}", file=out)
+        print(f"generation: {app.consumer_generation_id}", file=out)
+        print(f"assignment: {sorted(map(str, consumer.assignment()))}", file=out)
+        for name in ("_active_partitions", "_paused_partitions", "_buffered_partitions"):
+            value = getattr(consumer, name, None)
+            shown = sorted(map(str, value)) if value is not None else None
+            print(f"{name}: {shown}", file=out)
+        print(f"read offsets: { {str(k): v for k, v in consumer._read_offset.items()} }", file=out)
+        print(
+            f"committed: { {str(k): v for k, v in consumer._committed_offset.items()} }", file=out
+        )
+        print(f"unacked messages: {len(consumer._unacked_messages)}", file=out)
+        for channel in app.topics._topics if hasattr(app.topics, "_topics") else []:
+            queue = getattr(channel, "queue", None)
+            print(f"channel {channel}: queue size {queue.qsize() if queue else None}", file=out)
+    except Exception as exc:  # a diagnostic must never take the worker down
+        print(f"(state unavailable: {exc!r})", file=out)
+    print("===== end of Faust state =====", file=out, flush=True)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,4 +66,11 @@ def test_topics_apply_is_idempotent(stack):
     again = stack.cctv("topics", "apply")
     assert again.returncode == 0, again.stderr
     assert "created" not in again.stdout
-    assert again.stdout.count("up to date") == 12
+    assert again.stdout.count("up to date") == len(registry_topics())
+
+
+def registry_topics() -> dict:
+    """The topics the shipped registry names (what `cctv topics` works through)."""
+    from tests.conftest import CONFIG_DIR
+
+    return yaml.safe_load((CONFIG_DIR / "topics.yaml").read_text(encoding="utf-8"))["topics"]
