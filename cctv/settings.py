@@ -139,6 +139,13 @@ class ProcessorSettings(_Section):
     batch_max_events: int = Field(
         1000, ge=1, title="the rules' agents take up to this many events per batch"
     )
+    stall_seconds: float = Field(
+        60.0,
+        ge=0,
+        title="an assigned input partition with events waiting and a fetch position that has "
+        "not moved for this long is a stall (faust-streaming #629): the worker rebalances, then "
+        "exits with code 75 for its supervisor; 0 turns the watchdog off",
+    )
     producer_linger_ms: int = Field(
         20,
         ge=0,

@@ -38,6 +38,7 @@ from stream_processors.faust_config import (  # noqa: F401  (re-exported: the wo
     broker_url,
     create_faust_app,
 )
+from stream_processors.watchdog import FetchWatchdog
 
 log = logging.getLogger("cctv.processors")
 
@@ -397,6 +398,15 @@ def create_app(ctx: Context) -> Processors:
     inventory.register(processors)
     rules_agents.register(processors)
     health_agents.register(processors)
+
+    stall_seconds = ctx.settings.processors.stall_seconds
+    if stall_seconds > 0:
+        watchdog = FetchWatchdog(app, stall_seconds=stall_seconds)
+
+        @app.timer(max(1.0, stall_seconds / 4), name="fetch-watchdog")
+        async def watch_fetching() -> None:
+            await watchdog.check()
+
     return processors
 
 

@@ -114,6 +114,8 @@ class Stack:
                 "web_port": 0,
                 # A SIGKILLed worker's restart waits this long for its old session to expire.
                 "session_timeout_seconds": 10,
+                # A fetch stall (faust-streaming #629) is acted on within the tests' patience.
+                "stall_seconds": 20,
             },
             "sink": {
                 "group_id": f"sink-{self.run_id}",
