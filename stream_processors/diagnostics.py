@@ -98,6 +98,20 @@ def dump_faust(app: Any, out: TextIO) -> None:
             f"committed: { {str(k): v for k, v in consumer._committed_offset.items()} }", file=out
         )
         print(f"unacked messages: {len(consumer._unacked_messages)}", file=out)
+        try:  # aiokafka's own view (another thread's, read without a lock: a snapshot)
+            kafka = consumer._thread._ensure_consumer()
+            assignment = kafka._subscription.subscription.assignment
+            buffered = set(map(str, kafka._fetcher._records))
+            for tp in sorted(assignment.tps, key=str):
+                state = assignment.state_value(tp)
+                print(
+                    f"aiokafka {tp.topic}[{tp.partition}]: position "
+                    f"{state._position} highwater {state.highwater} paused {state.paused} "
+                    f"awaiting_reset {state.awaiting_reset} buffered {str(tp) in buffered}",
+                    file=out,
+                )
+        except Exception as exc:
+            print(f"(aiokafka state unavailable: {exc!r})", file=out)
         for channel in app.topics._topics if hasattr(app.topics, "_topics") else []:
             queue = getattr(channel, "queue", None)
             print(f"channel {channel}: queue size {queue.qsize() if queue else None}", file=out)
