@@ -78,9 +78,16 @@ def make_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **replace: Any
     ctx = dataclasses.replace(Context.load(settings), **replace)
     p = create_app(ctx)
     sent = {}
+    by_name = {}
     for logical, topic in p.topics.items():
         sent[logical] = Sent()
-        monkeypatch.setattr(topic, "send", sent[logical].send)
+        by_name[topic.get_topic_name()] = sent[logical]
+
+    async def producer_send(topic: str, key: bytes | None, value: bytes | None, *_: Any) -> Any:
+        return await by_name[topic].send(key=key, value=value)
+
+    # The agents hand their records to the app's producer (Outbox.apply).
+    monkeypatch.setattr(p.app.producer, "send", producer_send)
     for table in p.app.tables.values():  # no producer here: changelog records confirm at once
         monkeypatch.setattr(table, "take_changelog_futures", lambda: [])
     return Harness(p=p, ctx=ctx, sent=sent)
