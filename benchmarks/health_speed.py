@@ -34,7 +34,7 @@ from confluent_kafka import TopicPartition
 from benchmarks import machine
 from benchmarks.kafka_baseline import BenchmarkError, consume, produce
 from benchmarks.records import CAMERAS, heartbeats
-from benchmarks.section import Context
+from benchmarks.section import Context, run_events_section
 from cctv import kafka as kafka_clients
 from cctv.kafka import apply_topics
 from cctv.settings import CONFIG_DIR, Settings
@@ -212,17 +212,4 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
 
 
 def run_section(ctx: Context) -> str:
-    args = ctx.args
-    result = run(bootstrap=ctx.bootstrap, events=args.events, repeat=args.repeat, log=ctx.log)
-    text = render(
-        result,
-        command=ctx.command(
-            ["--only", SECTION, "--events", str(args.events), "--repeat", str(args.repeat)]
-        ),
-        date=ctx.date,
-        note=args.note,
-        broker=ctx.broker or "",
-    )
-    print()
-    print(text)
-    return text
+    return run_events_section(ctx, name=SECTION, run=run, render=render)

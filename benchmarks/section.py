@@ -52,3 +52,28 @@ class Section:
     description: str
     needs_broker: bool
     run: Callable[[Context], str]  # returns the section's Markdown
+
+
+def run_events_section(
+    ctx: Context,
+    *,
+    name: str,
+    run: Callable[..., dict],
+    render: Callable[..., str],
+) -> str:
+    """The body of a section measured over `--events` events `--repeat` times: run, render
+    with the effective command, print, and return the Markdown."""
+    args = ctx.args
+    result = run(bootstrap=ctx.bootstrap, events=args.events, repeat=args.repeat, log=ctx.log)
+    text = render(
+        result,
+        command=ctx.command(
+            ["--only", name, "--events", str(args.events), "--repeat", str(args.repeat)]
+        ),
+        date=ctx.date,
+        note=args.note,
+        broker=ctx.broker or "",
+    )
+    print()
+    print(text)
+    return text

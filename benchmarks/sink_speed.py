@@ -35,7 +35,7 @@ import yaml
 from benchmarks import machine
 from benchmarks.kafka_baseline import BenchmarkError, consume, produce
 from benchmarks.records import heartbeats
-from benchmarks.section import Context
+from benchmarks.section import Context, run_events_section
 from cctv.kafka import apply_topics
 from cctv.settings import CONFIG_DIR, Settings
 from cctv.topics import TopicRegistry
@@ -251,17 +251,4 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
 
 
 def run_section(ctx: Context) -> str:
-    args = ctx.args
-    result = run(bootstrap=ctx.bootstrap, events=args.events, repeat=args.repeat, log=ctx.log)
-    text = render(
-        result,
-        command=ctx.command(
-            ["--only", SECTION, "--events", str(args.events), "--repeat", str(args.repeat)]
-        ),
-        date=ctx.date,
-        note=args.note,
-        broker=ctx.broker or "",
-    )
-    print()
-    print(text)
-    return text
+    return run_events_section(ctx, name=SECTION, run=run, render=render)
