@@ -470,6 +470,31 @@ def _repetition(
         values = [codec.encode(s.schema_name, r) for r in workload.records]
         return workload.keys(s.key), values
 
+    def one_output_each(
+        kind: str, logical: str, *, by: str, count: int, ids: set[str], what: str
+    ) -> tuple[list[tuple[int, dict[str, Any]]], Any]:
+        """Run the worker on what waits in Kafka until each of the `count` inputs has its output
+        on `logical` (matched by the output's `by` field), and check it is exactly one each."""
+        profile = profile_dir / f"{kind}-{rep}.prof" if profile_dir else None
+        worker = _worker(data, root, f"{app_id}-{kind}", profile)
+        try:
+            rows = wait_for_outputs(
+                settings,
+                codec,
+                worker,
+                topic=spec[logical].name,
+                partitions=spec[logical].partitions,
+                at_least=count,
+                done=lambda rs: len({r[by] for _, r in rs}) >= count,
+                what=kind,
+            )
+        finally:
+            worker.stop()
+        if profile:
+            profiles.append(profile)
+        exactly_one(rows, by=by, expected=ids, what=what)
+        return rows, worker
+
     try:
         # 1. the inventory, counted by the quota agent
         expected = rules_workload.registered_per_province(inventory)
@@ -526,25 +551,14 @@ def _repetition(
         )
         say(f"(b) bare Faust agent: {result.bare_agent:,.0f} events/s")
 
-        profile = profile_dir / f"decisions-{rep}.prof" if profile_dir else None
-        worker = _worker(data, root, f"{app_id}-decisions", profile)
-        ids = {r["event_id"] for r in decisions.records}
-        try:
-            outcomes = wait_for_outputs(
-                settings,
-                codec,
-                worker,
-                topic=spec["selection_outcomes"].name,
-                partitions=spec["selection_outcomes"].partitions,
-                at_least=count,
-                done=lambda rs: len({r["decision_event_id"] for _, r in rs}) >= count,
-                what="decisions",
-            )
-        finally:
-            worker.stop()
-        if profile:
-            profiles.append(profile)
-        exactly_one(outcomes, by="decision_event_id", expected=ids, what="selection decisions")
+        outcomes, worker = one_output_each(
+            "decisions",
+            "selection_outcomes",
+            by="decision_event_id",
+            count=count,
+            ids={r["event_id"] for r in decisions.records},
+            what="selection decisions",
+        )
         stamps = [t for t, _ in outcomes]
         result.decisions = rate_from_timestamps(stamps)
         result.decisions_startup_seconds = min(stamps) / 1000 - worker.started
@@ -557,26 +571,14 @@ def _repetition(
         # 3. submissions: the routing agent
         keys, values = encoded(submissions, "project_submissions")
         produce(settings, spec["project_submissions"].name, keys, values)
-        count = len(values)
-        ids = {r["event_id"] for r in submissions.records}
-        profile = profile_dir / f"submissions-{rep}.prof" if profile_dir else None
-        worker = _worker(data, root, f"{app_id}-submissions", profile)
-        try:
-            routings = wait_for_outputs(
-                settings,
-                codec,
-                worker,
-                topic=spec["project_routing"].name,
-                partitions=spec["project_routing"].partitions,
-                at_least=count,
-                done=lambda rs: len({r["submission_event_id"] for _, r in rs}) >= count,
-                what="submissions",
-            )
-        finally:
-            worker.stop()
-        if profile:
-            profiles.append(profile)
-        exactly_one(routings, by="submission_event_id", expected=ids, what="project submissions")
+        routings, _ = one_output_each(
+            "submissions",
+            "project_routing",
+            by="submission_event_id",
+            count=len(values),
+            ids={r["event_id"] for r in submissions.records},
+            what="project submissions",
+        )
         result.submissions = rate_from_timestamps([t for t, _ in routings])
         result.routings = Counter(
             "+".join(d["body"] for d in r["destinations"]) + (" (late)" if r["late"] else "")
