@@ -289,6 +289,7 @@ def _rules_tick(args: argparse.Namespace) -> int:
 
 def _quota(args: argparse.Namespace) -> int:
     from cctv.reports import quota_report, quota_rows
+    from schemas.codec import to_json_safe
 
     ctx = load_context()
     province = None
@@ -306,18 +307,10 @@ def _quota(args: argparse.Namespace) -> int:
         store.engine.close()
     if args.json:
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False, default=_json_default))
+            print(json.dumps(to_json_safe(row), ensure_ascii=False))
     else:
         print(quota_report(rows, source=source, campaign=ctx.campaign))
     return 0
-
-
-def _json_default(value: object) -> str:
-    import datetime as dt
-
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _rules_run(args: argparse.Namespace) -> int:

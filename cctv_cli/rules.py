@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
-from decimal import Decimal
 from itertools import count
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +23,7 @@ from cctv.dates import BANGKOK, format_be
 from cctv.exceptions import InputError
 from cctv.publishing import record_builder, topic_for_kind
 from cctv.records import RecordBuilder, parse_timestamp
+from schemas.codec import to_json_safe
 from stream_processors import inventory_rules
 from stream_processors.inventory_rules import Position
 from stream_processors.quota_rules import QuotaRules
@@ -247,19 +247,7 @@ def derived_json(ctx: Context, schema: str, record: dict[str, Any]) -> dict[str,
     """A derived record as the agents would publish it (through the Avro codec, so it is
     checked against its contract), then as JSON: timestamps ISO 8601, decimals as strings."""
     decoded = ctx.codec.decode(ctx.codec.encode(schema, avro_record(schema, record))).record
-    return {"schema": schema, "record": _jsonable(decoded)}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+    return {"schema": schema, "record": to_json_safe(decoded)}
 
 
 def run_scenario(ctx: Context, stream: TextIO, *, source: str, as_json: bool) -> int:

@@ -10,7 +10,8 @@ from typing import Any
 
 from cctv.publishing import record_builder, topic_for_kind
 from cctv.records import parse_timestamp
-from cctv_cli.rules import SCENARIO_PRODUCER, Scenario, _jsonable
+from cctv_cli.rules import SCENARIO_PRODUCER, Scenario
+from schemas.codec import to_json_safe
 from stream_processors.rules_agents import clock_tick
 from tests.conftest import REPO_ROOT, Stack
 
@@ -119,7 +120,7 @@ def projections(records_by_schema: dict[str, list[dict[str, Any]]]) -> dict[str,
     for schema, records in records_by_schema.items():
         items = []
         for record in records:
-            r = {k: v for k, v in _jsonable(record).items() if k not in drop}
+            r = {k: v for k, v in to_json_safe(record).items() if k not in drop}
             if schema in ("province_inventory", "quota_progress"):
                 r.pop("occurred_at", None)
                 r.pop("source_event_id", None)
