@@ -39,10 +39,14 @@ def registered_cameras_report(store: Store, provinces: Provinces, campaign: Camp
     return "\n".join(lines)
 
 
+def visible_width(text: str) -> int:
+    """Columns `text` takes on a terminal: Thai combining marks take none."""
+    return sum(1 for ch in text if unicodedata.category(ch) != "Mn")
+
+
 def _pad(text: str, width: int) -> str:
-    # Thai combining marks take no column on a terminal; pad by what is actually seen.
-    visible = sum(1 for ch in text if unicodedata.category(ch) != "Mn")
-    return text + " " * max(1, width - visible)
+    # Pad by what is actually seen.
+    return text + " " * max(1, width - visible_width(text))
 
 
 def quota_rows(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cctv.context import Context
+from cctv.reports import visible_width
 
 FORMATS = ("table", "csv", "json", "parquet")
 _READ = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.IGNORECASE)
@@ -113,13 +114,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
         return "(no rows)\n"
     names = list(rows[0].keys())
     cells = [[_text(row[n]) for n in names] for row in rows]
-    widths = [max(_width(n), *(_width(r[i]) for r in cells)) for i, n in enumerate(names)]
+    widths = [
+        max(visible_width(n), *(visible_width(r[i]) for r in cells)) for i, n in enumerate(names)
+    ]
     numeric = [all(_is_number(row[n]) for row in rows) for n in names]
 
     def line(values: list[str]) -> str:
         out = []
         for value, width, right in zip(values, widths, numeric, strict=True):
-            pad = width - _width(value)
+            pad = width - visible_width(value)
             out.append(" " * pad + value if right else value + " " * pad)
         return "  ".join(out).rstrip()
 
@@ -127,12 +130,6 @@ def _table(rows: list[dict[str, Any]]) -> str:
     lines += [line(r) for r in cells]
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines) + "\n"
-
-
-def _width(text: str) -> int:
-    import unicodedata
-
-    return sum(1 for ch in text if unicodedata.category(ch) != "Mn")
 
 
 def _is_number(value: Any) -> bool:

@@ -268,9 +268,10 @@ class Processors:
                 processed += 1
             out.extend(event_out)
         try:
-            for table, event, key, value in view.flush():
+            changed = view.flush()
+            for table, event, key, value in changed:
                 table.write_as(event, key, value)
-            out_tables = {id(t): t for t, _, _, _ in view.flush()}.values()
+            out_tables = {id(t): t for t, _, _, _ in changed}.values()
             futures = [f for t in out_tables for f in t.take_changelog_futures()]
             if out_tables:
                 self.failpoints.hit("worker.after_table_write")

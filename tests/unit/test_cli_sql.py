@@ -68,14 +68,14 @@ def test_json_lines_keep_decimals_as_text_and_times_iso():
 
 
 def test_table_aligns_thai_names_and_numbers():
-    from cctv_cli.sql import _width  # what a terminal shows: Thai marks take no column
+    from cctv.reports import visible_width  # what a terminal shows: Thai marks take none
 
     text = render(ROWS, "table").decode()
     assert "(2 rows)" in text
     _, rule, first, second = text.splitlines()[:4]
     assert len(rule.split("  ")) == 5
     ends = [
-        _width(line[: line.index(v) + len(v)])
+        visible_width(line[: line.index(v) + len(v)])
         for line, v in ((first, "500000.01"), (second, "10000001.00"))
     ]
     assert ends[0] == ends[1]
