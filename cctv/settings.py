@@ -111,14 +111,18 @@ class ClickHouseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url_is_clickhouse(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            parts = urlsplit(value.get_secret_value())
-            if parts.scheme not in ("clickhouse", "clickhouses") or not parts.hostname:
-                raise ValueError(
-                    "expected clickhouse://user:password@host:9000/database "
-                    f"(scheme {parts.scheme!r} given)"
-                )
-        return value
+        return _clickhouse_url(value)
+
+
+def _clickhouse_url(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("clickhouse", "clickhouses") or not parts.hostname:
+            raise ValueError(
+                "expected clickhouse://user:password@host:9000/database "
+                f"(scheme {parts.scheme!r} given)"
+            )
+    return value
 
 
 class ProcessorSettings(_Section):
@@ -496,6 +500,58 @@ class GatewaySettings(_Section):
     )
 
 
+class DashboardSettings(_Section):
+    """The national monitoring room's dashboard (services/dashboard/, `cctv dashboard`)."""
+
+    host: str = Field("127.0.0.1", min_length=1, title="address the dashboard listens on")
+    port: int = Field(8088, ge=1, le=65535, title="TCP port the dashboard listens on")
+    clickhouse_url: SecretStr | None = Field(
+        None,
+        title="clickhouse://analyst:pass@host:9000/db: the read-only user the dashboard reads "
+        "through; unset = clickhouse.url (or embedded chDB, which only one process at a time "
+        "may open)",
+    )
+    refresh_seconds: float = Field(
+        5.0, gt=0, le=10, title="each page fetches its figures again this often (at most 10 s)"
+    )
+    alerts_poll_seconds: float = Field(
+        2.0, gt=0, le=10, title="the live alerts feed looks for new alerts this often"
+    )
+    online_window_seconds: int = Field(
+        90,
+        ge=1,
+        title="a camera is online now when its last heartbeat was reachable and came within "
+        "this many seconds",
+    )
+    trend_days: int = Field(30, ge=1, le=366, title="days of availability trend on a province page")
+    worst_cameras: int = Field(10, ge=1, le=200, title="cameras listed as the worst of a province")
+    alerts_shown: int = Field(
+        50, ge=1, le=1000, title="latest alerts a page opens with (and the feed sends at once)"
+    )
+    alerts_lookback_hours: float = Field(
+        168, gt=0, title="the alerts feed looks at alerts whose event time is this recent"
+    )
+    alerts_grace_seconds: float = Field(
+        60,
+        ge=0,
+        title="an alert stored (sink batch time) up to this long before one the feed already "
+        "showed still reaches the feed",
+    )
+    projects_shown: int = Field(
+        500, ge=1, le=100_000, title="projects listed per destination in the pipeline at most"
+    )
+
+    @field_validator("clickhouse_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _url_is_clickhouse(cls, value: SecretStr | None) -> SecretStr | None:
+        return _clickhouse_url(value)
+
+
 class Settings(_Section):
     """Everything a process needs to know about its surroundings."""
 
@@ -507,6 +563,7 @@ class Settings(_Section):
     prober: ProberSettings = Field(default_factory=ProberSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
         title="where this process writes local data: embedded chDB (chdb/), Faust tables "
@@ -663,16 +720,20 @@ def _is_secret(loc: tuple[Any, ...]) -> bool:
     return tuple(loc[:2]) in (
         ("kafka", "extra"),
         ("clickhouse", "url"),
+        ("dashboard", "clickhouse_url"),
         ("mailer", "password"),
     ) or (tuple(loc) == ("mailer",))
 
 
 def _mask(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     # SecretStr already dumps masked; show where a ClickHouse URL points, never its password.
-    url = settings.clickhouse.url
-    if url is not None:
-        parts = urlsplit(url.get_secret_value())
-        data["clickhouse"]["url"] = (
-            f"{parts.scheme}://***@{parts.hostname}:{parts.port or 9000}{parts.path}"
-        )
+    for section, key, url in (
+        ("clickhouse", "url", settings.clickhouse.url),
+        ("dashboard", "clickhouse_url", settings.dashboard.clickhouse_url),
+    ):
+        if url is not None:
+            parts = urlsplit(url.get_secret_value())
+            data[section][key] = (
+                f"{parts.scheme}://***@{parts.hostname}:{parts.port or 9000}{parts.path}"
+            )
     return data

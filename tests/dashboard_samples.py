@@ -1,0 +1,456 @@
+"""A small, realistic national history for the dashboard's tests (cctv/figures.py and the
+browser test): cameras in a few provinces, their heartbeats and health windows, the quota's
+progress through December 2563, project routings (one resubmitted), alerts (one replayed) and
+dead letters. Written through the history tables, as the sink writes them, so the rollups the
+migrations define fill from them.
+
+Times are relative to `now`: heartbeats and "today's" windows fall on the Bangkok day of `now`;
+the campaign's figures stay in December 2020 (B.E. 2563), where the directive put them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cctv.context import Context
+from cctv.dates import BANGKOK
+from cctv.storage.store import SourcePosition, Store
+from cctv.storage.tables import table_for_schema
+
+CAMPAIGN = "moi-cctv-2563"
+RULES = "2563.1"
+DEADLINE = dt.datetime(2020, 12, 31, 16, 59, 59, 999000, tzinfo=dt.UTC)  # 31 Dec 2563, Bangkok
+NS_SEND_BY = dt.datetime(2020, 12, 24, 16, 59, 59, 999000, tzinfo=dt.UTC)
+DECIDE_BY = dt.datetime(2020, 12, 30, 16, 59, 59, 999000, tzinfo=dt.UTC)
+
+# province -> cameras it registered; the last of TH-10 is retired again.
+CAMERAS = {"TH-10": 8, "TH-50": 6, "TH-20": 5, "TH-12": 4, "TH-90": 3, "TH-33": 3}
+# province -> the quota figures it went through: (day in Dec 2020, selected, status).
+QUOTA = {
+    "TH-10": [(10, 0, "ON_TRACK"), (20, 1, "ON_TRACK"), (24, 1, "AT_RISK"), (28, 2, "MET")],
+    "TH-50": [(12, 0, "ON_TRACK"), (24, 0, "AT_RISK")],  # then MISSED on 1 Jan 2564
+    "TH-20": [(15, 0, "ON_TRACK"), (26, 0, "AT_RISK")],
+    "TH-12": [(16, 1, "ON_TRACK")],
+}
+
+
+@dataclass
+class Population:
+    now: dt.datetime
+    today: dt.date
+    offline_cameras: set[str] = field(default_factory=set)
+    live_alert_ids: list[str] = field(default_factory=list)
+
+
+def camera_id(province: str, n: int) -> str:
+    return f"{province}-CAM-{n:03d}"
+
+
+def prepare_database(store: Store) -> None:
+    """The database as `cctv db migrate` leaves it: history tables, rollups and their views."""
+    try:
+        from cctv.storage.migrations import migrate  # type: ignore[import-not-found]
+    except ImportError:
+        migrate = None
+    if migrate is not None:
+        migrate(store.engine, store.database, _latest_schemas())
+        return
+    # Until the migrations land: the history tables and plain views with the same columns.
+    store.create_schema()
+    for sql in stand_in_views(store.database):
+        store.engine.execute(sql)
+
+
+def _latest_schemas() -> dict[str, Any]:
+    from schemas.registry import SchemaRegistry
+
+    registry = SchemaRegistry.load()
+    return {n: registry.raw(n, registry.versions(n)[-1]) for n in registry.names()}
+
+
+def stand_in_views(db: str) -> list[str]:
+    """The read views, computed from the history tables directly (no rollup)."""
+    return [
+        f"CREATE VIEW IF NOT EXISTS {db}.v_camera_status AS SELECT province_code, camera_id, "
+        "max(occurred_at) AS last_seen, argMax(reachable, occurred_at) AS reachable, "
+        "argMax(error_kind, occurred_at) AS error_kind, argMax(frozen, occurred_at) AS frozen, "
+        "argMax(black, occurred_at) AS black, argMax(dark, occurred_at) AS dark, "
+        "argMax(blurred, occurred_at) AS blurred, argMax(fps, occurred_at) AS fps "
+        f"FROM {db}.camera_heartbeats GROUP BY province_code, camera_id",
+        f"CREATE VIEW IF NOT EXISTS {db}.v_availability_daily AS SELECT province_code, day, "
+        "count() AS windows, sum(h) AS heartbeats, sum(r) AS reachable_heartbeats, "
+        "if(sum(h) = 0, NULL, sum(r) * 100 / sum(h)) AS availability_pct, "
+        "avg(c) AS camera_availability_pct FROM (SELECT event_id, "
+        "any(province_code) AS province_code, toDate(any(window_start), 'Asia/Bangkok') AS day, "
+        "any(heartbeats) AS h, any(reachable_heartbeats) AS r, "
+        "any(camera_availability_pct) AS c "
+        f"FROM {db}.health_windows WHERE scope = 'PROVINCE' GROUP BY event_id) "
+        "GROUP BY province_code, day",
+        f"CREATE VIEW IF NOT EXISTS {db}.v_quota_daily AS SELECT province_code, "
+        "toDate(occurred_at, 'Asia/Bangkok') AS day, campaign_id, "
+        "argMax(registered_cameras, occurred_at) AS registered_cameras, "
+        "argMax(selected_cameras, occurred_at) AS selected_cameras, "
+        "argMax(required_cameras, occurred_at) AS required_cameras, "
+        "argMax(toString(status), occurred_at) AS status, "
+        "argMax(deadline, occurred_at) AS deadline, max(occurred_at) AS updated_at "
+        f"FROM {db}.quota_progress GROUP BY province_code, day, campaign_id",
+        f"CREATE VIEW IF NOT EXISTS {db}.v_cameras AS SELECT province_code, camera_id, "
+        "argMax(toString(change), occurred_at) AS change, "
+        "argMax(owner_agency, occurred_at) AS owner_agency, "
+        "argMax(name_th, occurred_at) AS name_th, argMax(name_en, occurred_at) AS name_en, "
+        "argMax(latitude, occurred_at) AS latitude, argMax(longitude, occurred_at) AS longitude, "
+        "argMax(location_description, occurred_at) AS location_description, "
+        "argMax(linked, occurred_at) AS linked, max(occurred_at) AS registered_at "
+        f"FROM {db}.camera_registrations GROUP BY province_code, camera_id",
+    ]
+
+
+class Writer:
+    """Writes records to their history table as the sink does (encoded and decoded by the
+    codec first, so they are what Kafka would carry)."""
+
+    def __init__(self, ctx: Context, store: Store, *, ingested_at: dt.datetime):
+        self.ctx, self.store, self.ingested_at = ctx, store, ingested_at
+        self._offsets: dict[str, int] = {}
+
+    def write(self, schema: str, records: list[dict[str, Any]]) -> None:
+        spec = table_for_schema(schema)
+        rows = []
+        for record in records:
+            decoded = self.ctx.codec.decode(self.ctx.codec.encode(schema, record)).record
+            offset = self._offsets.get(schema, 0)
+            self._offsets[schema] = offset + 1
+            position = SourcePosition(f"test.{schema}", 0, offset)
+            rows.append(self.store.build_row(spec, decoded, position, self.ingested_at))
+        self.store.insert(spec, rows)
+
+
+def _event(at: dt.datetime, province: str, producer: str = "test") -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": at,
+        "producer": producer,
+        "province_code": province,
+    }
+
+
+def _december(day: int, hour: int = 3) -> dt.datetime:
+    return dt.datetime(2020, 12, day, hour, tzinfo=dt.UTC)
+
+
+def populate(ctx: Context, store: Store, *, now: dt.datetime) -> Population:
+    """Write the whole sample history; returns what the tests need to know about it."""
+    now = now.astimezone(dt.UTC).replace(microsecond=0)
+    today = now.astimezone(BANGKOK).date()
+    day_start = dt.datetime.combine(today, dt.time(), BANGKOK).astimezone(dt.UTC)
+    population = Population(now=now, today=today)
+    w = Writer(ctx, store, ingested_at=now - dt.timedelta(minutes=5))
+
+    # -- inventory -----------------------------------------------------------------------------
+    registrations = []
+    for province, count in CAMERAS.items():
+        for n in range(1, count + 1):
+            record = _event(dt.datetime(2020, 11, 1, 2, tzinfo=dt.UTC), province, "prov-inventory")
+            record.update(
+                camera_id=camera_id(province, n),
+                change="REGISTERED",
+                owner_agency="เทศบาลนคร" if n % 2 else "สถานีตำรวจภูธร",
+                name_th=f"กล้องแยกที่ {n}",
+                name_en=f"Junction {n}",
+                latitude=13.75 + n / 1000,
+                longitude=100.5 + n / 1000,
+                location_description=f"ทางแยกหมายเลข {n}",
+                stream_url=f"rtsp://cctv.invalid/{province}/{n}",
+                resolution_width=1920,
+                resolution_height=1080,
+                expected_fps=25.0,
+                linked=n <= 2,
+            )
+            registrations.append(record)
+    retired = dict(registrations[7])  # TH-10's eighth camera
+    retired.update(event_id=str(uuid.uuid4()), occurred_at=_december(1), change="RETIRED")
+    registrations.append(retired)
+    w.write("camera_registration", registrations)
+
+    # -- heartbeats: the latest decides whether a camera is online now ------------------------
+    heartbeats = []
+    for province, count in CAMERAS.items():
+        for n in range(1, count + 1):
+            cam = camera_id(province, n)
+            if province == "TH-10" and n == 8:
+                continue  # retired: no longer probed
+            silent = n == count and province != "TH-33"  # each province's last camera is silent
+            unreachable = n == 1 and province in ("TH-10", "TH-50")
+            latest = now - (dt.timedelta(hours=3) if silent else dt.timedelta(seconds=20))
+            for back in (2, 1, 0):
+                at = latest - dt.timedelta(seconds=30 * back)
+                record = _event(at, province, "prober-01")
+                fault = province == "TH-10" and n == 3
+                record.update(
+                    camera_id=cam,
+                    reachable=not (unreachable and back == 0),
+                    fps=None if unreachable and back == 0 else (12.0 if fault else 24.8),
+                    width=1920,
+                    height=1080,
+                    brightness=8.0 if fault else 120.0,
+                    sharpness=300.0,
+                    frozen=False,
+                    black=fault,
+                    latency_ms=None if unreachable and back == 0 else 240,
+                    error="connection refused" if unreachable and back == 0 else None,
+                    expected_fps=25.0,
+                    frames_received=50,
+                    low_fps=fault,
+                    dark=fault,
+                    overexposed=False,
+                    blurred=False,
+                    frame_difference=3.5,
+                    previous_difference=4.0,
+                    error_kind="connection_refused" if unreachable and back == 0 else None,
+                )
+                heartbeats.append(record)
+            if silent or unreachable:
+                population.offline_cameras.add(cam)
+    w.write("camera_heartbeat", heartbeats)
+
+    # -- health windows: today's (camera and province) and a fortnight's trend ---------------
+    minute = dt.timedelta(minutes=1)
+    span = max(now - day_start, dt.timedelta(minutes=3))
+    starts = [max(day_start, now - span * f) for f in (0.75, 0.5, 0.25)]
+    windows = []
+    for province, count in CAMERAS.items():
+        for i, start in enumerate(starts):
+            total = 2 * count
+            reachable = total - (i + count) % 3
+            offline = (i + 1) % 2
+            windows.append(_province_window(province, start, total, reachable, count, offline))
+        for back in range(1, 15):
+            start = day_start - dt.timedelta(days=back) + dt.timedelta(hours=10)
+            total = 2 * count
+            reachable = total - (back * 7 + count) % 4
+            windows.append(_province_window(province, start, total, reachable, count, back % 2))
+        for n in range(1, count + 1):
+            cam = camera_id(province, n)
+            for i, start in enumerate(starts):
+                good = 2 - ((n + i) % 3 == 0) - (n == 1 and i == 2)
+                windows.append(_camera_window(province, cam, start, 2, max(good, 0)))
+    w.write("health_window", windows)
+    w.write("health_window", windows[:5])  # a replayed stretch: collapses by event_id
+
+    # -- the quota's progress through December 2563 --------------------------------------------
+    progress = []
+    for province, steps in QUOTA.items():
+        registered = CAMERAS[province] - (1 if province == "TH-10" else 0)
+        required = -(-registered * 20 // 100)
+        for day, selected, status in steps:
+            progress.append(
+                _quota(province, _december(day), registered, selected, required, status)
+            )
+    progress.append(
+        _quota("TH-50", dt.datetime(2020, 12, 31, 17, 5, tzinfo=dt.UTC), 6, 0, 2, "MISSED")
+    )
+    w.write("quota_progress", progress)
+
+    # -- projects: routed in December 2563; one resubmitted -----------------------------------
+    routings = [
+        _routing("TH-10", "PRJ-TH10-001", "12500000.00", "OTHER", _december(20), 1),
+        _routing("TH-10", "PRJ-TH10-002", "450000.00", "PROCUREMENT", _december(22), 1),
+        _routing("TH-50", "PRJ-TH50-001", "15000000.00", "OTHER", _december(26), 1),
+        _routing("TH-50", "PRJ-TH50-001", "9800000.00", "OTHER", _december(27), 2),
+        _routing("TH-50", "PRJ-TH50-002", "300000.00", "PROCUREMENT", _december(31, 5), 1),
+        _routing("TH-20", "PRJ-TH20-001", "2000000.00", "OTHER", _december(10), 1),
+    ]
+    other_campaign = _routing("TH-20", "PRJ-OLD-001", "100000.00", "OTHER", _december(2), 1)
+    other_campaign["campaign_id"] = "moi-cctv-2562"
+    w.write("project_routing", [*routings, other_campaign])
+
+    # -- alerts ---------------------------------------------------------------------------------
+    alerts = [
+        alert_record("TH-10", "CAMERA_OFFLINE", camera_id("TH-10", 1), now - 50 * minute),
+        alert_record("TH-10", "CAMERA_OFFLINE", camera_id("TH-10", 2), now - 120 * minute),
+        alert_record("TH-10", "CAMERA_RECOVERED", camera_id("TH-10", 2), now - 60 * minute),
+        alert_record("TH-10", "CAMERA_DEGRADED", camera_id("TH-10", 3), now - 30 * minute),
+        alert_record("TH-50", "CAMERA_OFFLINE", camera_id("TH-50", 1), now - 40 * minute),
+        alert_record("TH-50", "CAMERA_RECOVERED", camera_id("TH-50", 2), now - 20 * minute),
+        alert_record("TH-50", "CAMERA_DEGRADED", camera_id("TH-50", 2), now - 20 * minute),
+        alert_record("TH-20", "QUOTA_AT_RISK", "TH-20", _december(24), CAMPAIGN),
+        alert_record("TH-10", "QUOTA_AT_RISK", "TH-10", _december(24), CAMPAIGN),
+        alert_record("TH-50", "QUOTA_AT_RISK", "TH-50", _december(24), CAMPAIGN),
+        alert_record("TH-50", "QUOTA_MISSED", "TH-50", _december(31, 17), CAMPAIGN),
+        alert_record("TH-50", "LATE_SUBMISSION", "PRJ-TH50-002", _december(31, 5), CAMPAIGN),
+    ]
+    w.write("alert", alerts)
+    later = Writer(ctx, store, ingested_at=now)
+    later.write("alert", alerts[4:5])  # a replayed alert: stored twice, one alert
+    population.live_alert_ids = [a["event_id"] for a in alerts]
+
+    # -- dead letters ---------------------------------------------------------------------------
+    letters = [
+        _dead_letter(now - 10 * minute, 101, "invalid_field"),
+        _dead_letter(now - 20 * minute, 102, "invalid_field"),
+        _dead_letter(now - 30 * minute, 103, "unknown_province"),
+        _dead_letter(now - 3 * 60 * minute, 104, "undecodable"),
+        _dead_letter(now - 5 * 60 * minute, 105, "undecodable"),
+    ]
+    w.write("dead_letter", letters)
+    w.write("dead_letter", letters[:1])  # the same failure written again
+    return population
+
+
+def _province_window(
+    province: str, start: dt.datetime, total: int, reachable: int, known: int, offline: int
+) -> dict[str, Any]:
+    record = _event(start + dt.timedelta(minutes=1, seconds=30), province, "health")
+    record.update(
+        scope="PROVINCE",
+        camera_id=None,
+        window_start=start,
+        window_end=start + dt.timedelta(minutes=1),
+        heartbeats=total,
+        reachable_heartbeats=reachable,
+        availability_pct=reachable * 100 / total,
+        avg_fps=24.5,
+        frozen_count=0,
+        black_count=0,
+        cameras=known,
+        degraded_count=0,
+        blurred_count=0,
+        late_heartbeats=0,
+        p95_latency_ms=500,
+        cameras_known=known,
+        cameras_offline=offline,
+        camera_availability_pct=(known - offline) * 100 / known,
+    )
+    return record
+
+
+def _camera_window(
+    province: str, cam: str, start: dt.datetime, total: int, reachable: int
+) -> dict[str, Any]:
+    record = _event(start + dt.timedelta(minutes=1, seconds=30), province, "health")
+    record.update(
+        scope="CAMERA",
+        camera_id=cam,
+        window_start=start,
+        window_end=start + dt.timedelta(minutes=1),
+        heartbeats=total,
+        reachable_heartbeats=reachable,
+        availability_pct=reachable * 100 / total,
+        avg_fps=24.5 if reachable else None,
+        frozen_count=0,
+        black_count=0,
+        cameras=None,
+        degraded_count=0,
+        blurred_count=0,
+        late_heartbeats=0,
+        p95_latency_ms=300 if reachable else None,
+        cameras_known=None,
+        cameras_offline=None,
+        camera_availability_pct=None,
+    )
+    return record
+
+
+def _quota(
+    province: str, at: dt.datetime, registered: int, selected: int, required: int, status: str
+) -> dict[str, Any]:
+    record = _event(at, province, "quota-processor")
+    record.update(
+        campaign_id=CAMPAIGN,
+        rule_version=RULES,
+        registered_cameras=registered,
+        selected_cameras=selected,
+        required_cameras=required,
+        deadline=DEADLINE,
+        status=status,
+    )
+    return record
+
+
+def _routing(
+    province: str, project: str, budget: str, kind: str, submitted: dt.datetime, version: int
+) -> dict[str, Any]:
+    amount = Decimal(budget)
+    destinations = [
+        {
+            "body": "PROVINCIAL_WORKING_GROUP",
+            "send_by": None,
+            "decide_by": DECIDE_BY,
+            "late": submitted > DECIDE_BY,
+        }
+    ]
+    if amount >= Decimal("10000001.00"):
+        destinations.append(
+            {
+                "body": "NATIONAL_SUBCOMMITTEE",
+                "send_by": NS_SEND_BY,
+                "decide_by": DECIDE_BY,
+                "late": submitted > NS_SEND_BY,
+            }
+        )
+    if kind == "PROCUREMENT" and amount <= Decimal("500000.00"):
+        destinations.append(
+            {"body": "NATIONAL_CAMERA_REGISTRY", "send_by": None, "decide_by": None, "late": False}
+        )
+    reasons = [f"after_deadline:{d['body']}" for d in destinations if d["late"]]
+    record = _event(submitted + dt.timedelta(seconds=2), province, "routing-processor")
+    record.update(
+        campaign_id=CAMPAIGN,
+        rule_version=RULES,
+        project_id=project,
+        submission_event_id=str(uuid.uuid4()),
+        budget=amount,
+        destinations=destinations,
+        late=bool(reasons),
+        late_reasons=reasons,
+        routing_version=version,
+        supersedes_event_id=None if version == 1 else str(uuid.uuid4()),
+        agency="สำนักงานเทศบาล" if kind == "OTHER" else "สถานีตำรวจภูธร",
+        title=f"โครงการติดตั้งกล้องโทรทัศน์วงจรปิด {project}",
+        kind=kind,
+        fiscal_year=2565,
+        submitted_at=submitted,
+    )
+    return record
+
+
+def alert_record(
+    province: str, kind: str, subject: str, at: dt.datetime, campaign: str | None = None
+) -> dict[str, Any]:
+    """An alert as the health or rules agents raise it."""
+    severity = {
+        "CAMERA_OFFLINE": "CRITICAL",
+        "QUOTA_MISSED": "CRITICAL",
+        "CAMERA_RECOVERED": "INFO",
+    }.get(kind, "WARNING")
+    record = _event(at, province, "health" if kind.startswith("CAMERA") else "rules")
+    record.update(
+        alert_type=kind,
+        severity=severity,
+        subject_id=subject,
+        message_en=f"{kind.replace('_', ' ').lower()}: {subject}",
+        message_th=f"แจ้งเตือน {subject}",
+        campaign_id=campaign,
+    )
+    return record
+
+
+def _dead_letter(at: dt.datetime, offset: int, reason: str) -> dict[str, Any]:
+    record = _event(at, "TH-50", "sink")
+    record.update(
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"dead-letter/{offset}")),
+        source_topic="cctv.inbound.camera-heartbeats.v1",
+        source_partition=0,
+        source_offset=offset,
+        source_key=None,
+        payload=b"\x00bad",
+        reason_code=reason,
+        error=f"InputError: {reason}",
+        field="fps" if reason == "invalid_field" else None,
+        processor="health",
+    )
+    return record
