@@ -6,14 +6,14 @@ PY := $(VENV)/bin/python
 CCTV := $(VENV)/bin/cctv
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup venv jars clickhouse media up down status topics demo test test-unit lint bench clean
+.PHONY: help setup venv jars clickhouse media browser up down status topics demo test test-unit lint bench clean
 
 help:
 	@echo "make demo    - local Kafka + Faust worker + sink + ClickHouse, sample inventory end to end"
 	@echo "make test    - unit + integration + e2e tests against real Kafka and ClickHouse engines"
 	@echo "make bench   - benchmarks, written to docs/BENCHMARKS.md"
 	@echo "make up/down - start/stop the local Kafka broker (var/kafka) and apply the topics"
-	@echo "make setup   - venv, Kafka jars, Debian's clickhouse-server, ffmpeg + GStreamer RTSP (done on first use anyway)"
+	@echo "make setup   - venv, Kafka jars, Debian's clickhouse-server, ffmpeg + GStreamer RTSP, chromium (done on first use anyway)"
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -33,7 +33,11 @@ clickhouse:
 media:
 	bash infra/media/install.sh
 
-setup: venv jars clickhouse media
+# Debian's chromium + chromium-driver: the dashboard's browser test drives them headless.
+browser:
+	bash infra/browser/install.sh
+
+setup: venv jars clickhouse media browser
 
 up: venv
 	$(PY) -m infra.kafka.broker up

@@ -188,6 +188,7 @@ class Project:
 @dataclass(frozen=True)
 class ProvinceDetail:
     province: ProvinceStatus
+    as_of: dt.datetime  # UTC
     today: dt.date
     deadline: dt.datetime  # the campaign's selection deadline (last millisecond, UTC)
     quota: list[QuotaPoint]  # one per day with a figure, oldest first
@@ -374,6 +375,7 @@ def province_detail(
     ]
     return ProvinceDetail(
         province=status,
+        as_of=now,
         today=today,
         deadline=campaign.due(campaign.selection.deadline),
         quota=quota,

@@ -236,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="default: the settings' gateway.port")
     p.set_defaults(handler=_gateway)
 
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the national monitoring room's dashboard (until Ctrl-C)",
+        description="Serve the dashboard (national overview, provinces, projects, live "
+        "alerts) on dashboard.host:dashboard.port, reading ClickHouse read-only: through "
+        "dashboard.clickhouse_url (the analyst user), else clickhouse.url, else embedded "
+        "chDB, which only one process at a time may open.",
+    )
+    p.add_argument("--host", default=None, help="default: the settings' dashboard.host")
+    p.add_argument("--port", type=int, default=None, help="default: dashboard.port")
+    p.set_defaults(handler=_dashboard)
+
     keys = sub.add_parser("keys", help="the gateway's per-province API keys").add_subparsers(
         metavar="ACTION"
     )
@@ -452,6 +464,17 @@ def _gateway(args: argparse.Namespace) -> int:
     from services.gateway.run import main as gateway_main
 
     return gateway_main(["--port", str(args.port)] if args.port else [])
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from services.dashboard.run import main as dashboard_main
+
+    argv = []
+    if args.host:
+        argv += ["--host", args.host]
+    if args.port:
+        argv += ["--port", str(args.port)]
+    return dashboard_main(argv)
 
 
 def _keys_create(args: argparse.Namespace) -> int:

@@ -454,3 +454,102 @@ def _dead_letter(at: dt.datetime, offset: int, reason: str) -> dict[str, Any]:
         processor="health",
     )
     return record
+
+
+# -- the truth, from the history tables (not the views the dashboard reads) -------------------
+
+
+def sql_truth(engine: Any, db: str, *, now: dt.datetime, online_window_seconds: int) -> dict:
+    """The national figures, computed here from the history tables with plain SQL (each event
+    counted once), to hold the dashboard's figures against."""
+    now = now.astimezone(dt.UTC)
+    today = now.astimezone(BANGKOK).date()
+
+    def one(sql: str) -> dict[str, Any]:
+        return engine.query(sql)[0]
+
+    def at(moment: dt.datetime) -> str:
+        return f"toDateTime('{moment:%Y-%m-%d %H:%M:%S}', 'UTC')"
+
+    quota = one(
+        "SELECT countIf(s = 'MET') AS met, sum(sel) AS selected, sum(req) AS required, "
+        "sum(reg) AS registered FROM (SELECT province_code, "
+        "argMax(toString(status), occurred_at) AS s, argMax(selected_cameras, occurred_at) AS sel, "
+        "argMax(required_cameras, occurred_at) AS req, "
+        "argMax(registered_cameras, occurred_at) AS reg "
+        f"FROM {db}.quota_progress WHERE campaign_id = '{CAMPAIGN}' GROUP BY province_code)"
+    )
+    cameras = one(
+        "SELECT countIf(c != 'RETIRED') AS registered FROM (SELECT camera_id, "
+        f"argMax(toString(change), occurred_at) AS c FROM {db}.camera_registrations "
+        "GROUP BY camera_id)"
+    )
+    since = now - dt.timedelta(seconds=online_window_seconds)
+    heard = one(
+        f"SELECT count() AS watched, countIf(r = 1 AND t >= {at(since)}) AS online "
+        "FROM (SELECT camera_id, max(occurred_at) AS t, argMax(reachable, occurred_at) AS r "
+        f"FROM {db}.camera_heartbeats GROUP BY camera_id)"
+    )
+    availability = one(
+        "SELECT sum(reachable_heartbeats) AS r, sum(heartbeats) AS h "
+        f"FROM {db}.health_windows FINAL WHERE scope = 'PROVINCE' "
+        f"AND toDate(window_start, 'Asia/Bangkok') = toDate('{today.isoformat()}')"
+    )
+    letters = one(
+        f"SELECT uniqExact(event_id) AS n FROM {db}.dead_letters "
+        f"WHERE occurred_at >= {at(now - dt.timedelta(hours=1))}"
+    )
+    projects = one(
+        "SELECT count() AS n, countIf(l = 1) AS late FROM (SELECT project_id, "
+        f"argMax(late, routing_version) AS l FROM {db}.project_routing "
+        f"WHERE campaign_id = '{CAMPAIGN}' GROUP BY project_id)"
+    )
+    h, r = int(availability["h"] or 0), int(availability["r"] or 0)
+    return {
+        "provinces_met": int(quota["met"]),
+        "selected_cameras": int(quota["selected"]),
+        "required_cameras": int(quota["required"]),
+        "registered_cameras": int(quota["registered"]),
+        "cameras_registered": int(cameras["registered"]),
+        "cameras_watched": int(heard["watched"]),
+        "cameras_online": int(heard["online"]),
+        "availability_pct": r * 100 / h if h else None,
+        "open_alerts": _open_alerts_truth(engine, db),
+        "dead_letters_last_hour": int(letters["n"]),
+        "projects": int(projects["n"]),
+        "late_projects": int(projects["late"]),
+    }
+
+
+def _open_alerts_truth(engine: Any, db: str) -> int:
+    """Alerts whose condition still holds, worked out in Python from the distinct alerts."""
+    rows = engine.query(
+        "SELECT DISTINCT event_id, province_code, subject_id, toString(alert_type) AS kind, "
+        f"occurred_at, ifNull(campaign_id, '') AS campaign FROM {db}.alerts"
+    )
+    status = {
+        r["province_code"]: r["s"]
+        for r in engine.query(
+            "SELECT province_code, argMax(toString(status), occurred_at) AS s "
+            f"FROM {db}.quota_progress WHERE campaign_id = '{CAMPAIGN}' GROUP BY province_code"
+        )
+    }
+    latest: dict[tuple[str, str, str], tuple[Any, bool, str]] = {}
+    for r in rows:
+        if r["kind"].startswith("CAMERA_"):
+            family = "camera"
+        elif r["kind"].startswith("QUOTA_") and r["campaign"] == CAMPAIGN:
+            family = "quota"
+        else:
+            continue
+        key = (r["province_code"], r["subject_id"], family)
+        rank = (str(r["occurred_at"]), r["kind"] != "CAMERA_RECOVERED", r["kind"])
+        if key not in latest or rank[:2] > latest[key][:2]:
+            latest[key] = rank
+    count = 0
+    for (province, _, family), (_, _, kind) in latest.items():
+        if family == "camera" and kind in ("CAMERA_OFFLINE", "CAMERA_DEGRADED"):
+            count += 1
+        elif family == "quota" and status.get(province) in ("AT_RISK", "MISSED"):
+            count += 1
+    return count

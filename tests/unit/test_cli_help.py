@@ -9,7 +9,17 @@ import yaml
 
 from cctv_cli.main import main
 
-COMMANDS = ["publish", "consume", "topics", "storage", "worker", "sink", "demo", "settings"]
+COMMANDS = [
+    "publish",
+    "consume",
+    "topics",
+    "storage",
+    "worker",
+    "sink",
+    "dashboard",
+    "demo",
+    "settings",
+]
 
 
 # main() reads the environment and sets up logging for the process
