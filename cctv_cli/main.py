@@ -80,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = topics.add_parser("list", help="show the registry")
     p.set_defaults(handler=_topics_list)
 
+    from cctv_cli.db import add_commands as add_db_commands
+
+    add_db_commands(sub, load_context)
     storage = sub.add_parser("storage", help="ClickHouse history").add_subparsers(metavar="ACTION")
-    p = storage.add_parser("init", help="create the database and tables (idempotent)")
+    p = storage.add_parser("init", help="create/upgrade the database (as `cctv db migrate`)")
     p.add_argument("--print-ddl", action="store_true", help="print the DDL that was run")
     p.set_defaults(handler=_storage_init)
     p = storage.add_parser("show", help="registered cameras per province, from ClickHouse")
@@ -376,6 +379,8 @@ def _storage_init(args: argparse.Namespace) -> int:
         ddl = store.create_schema()
     finally:
         store.engine.close()
+    store = ctx.open_migrated_store(progress=print)
+    store.engine.close()
     if args.print_ddl:
         print(";\n\n".join(ddl) + ";")
     print(f"tables ready in {store.engine.description}, database {store.database}")
