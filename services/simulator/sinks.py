@@ -182,7 +182,8 @@ class GatewaySink:
                     f"{reply.get('message', '')}; check --key / --keys-file"
                 )
             if status in (0, 429, 502, 503, 504):
-                wait = retry_after if retry_after is not None else pause
+                # At least a moment: a Retry-After of 0 must not become a busy loop.
+                wait = max(retry_after if retry_after is not None else pause, 0.1)
                 pause = min(pause * 2, 10.0)
                 if self.out_of_time():
                     self.unsent += len(events)
