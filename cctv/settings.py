@@ -515,6 +515,16 @@ class GatewaySettings(_Section):
     )
 
 
+class SimulatorSettings(_Section):
+    """The fleet simulator (services/simulator/, `cctv simulate`)."""
+
+    config_file: Path = Field(
+        CONFIG_DIR / "simulator.yaml",
+        title="the simulated world as data: province populations, fault rates, selection "
+        "behaviours, budget distribution, calendar",
+    )
+
+
 class Settings(_Section):
     """Everything a process needs to know about its surroundings."""
 
@@ -526,6 +536,7 @@ class Settings(_Section):
     prober: ProberSettings = Field(default_factory=ProberSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
         title="where this process writes local data: embedded chDB (chdb/), Faust tables "

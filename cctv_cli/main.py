@@ -239,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="default: the settings' gateway.port")
     p.set_defaults(handler=_gateway)
 
+    p = sub.add_parser(
+        "simulate",
+        help="simulate the provinces' camera fleet and publish its events (Kafka or gateway)",
+        description="Simulate the 77 provinces' cameras (in proportion to population), their "
+        "heartbeats with faults (outages, frozen, dark at night, blur, province-wide network "
+        "cuts), the campaign provinces' selection decisions (early, late, short, never) and "
+        "agencies' project submissions (log-normal budgets, some exactly at the routing "
+        "thresholds), over simulated time; publish them straight to Kafka or through the "
+        "gateway. The same --seed repeats the same events, ids included. World data: the "
+        "settings' simulator.config_file. Bad arguments: an error naming the argument, exit "
+        "code 2.",
+    )
+    from services.simulator.options import add_arguments as add_simulator_arguments
+
+    add_simulator_arguments(p)
+    p.set_defaults(handler=_simulate)
+
     keys = sub.add_parser("keys", help="the gateway's per-province API keys").add_subparsers(
         metavar="ACTION"
     )
@@ -457,6 +474,17 @@ def _gateway(args: argparse.Namespace) -> int:
     from services.gateway.run import main as gateway_main
 
     return gateway_main(["--port", str(args.port)] if args.port else [])
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from services.simulator.options import UsageError
+    from services.simulator.run import run as simulate
+
+    try:
+        return simulate(load_context(), args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _keys_create(args: argparse.Namespace) -> int:
