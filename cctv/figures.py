@@ -16,7 +16,8 @@ one row per event_id), so that replaying a topic changes no figure: `alerts`, `d
 The SQL stays within what Debian's ClickHouse 18.16 server understands: no window functions,
 no `WITH name AS (subquery)`, no DateTime64 functions; instants are passed in as
 `toDateTime('…', 'UTC')` literals computed here, so "now" and "today" are the caller's (today
-is the Bangkok calendar day), not the server's.
+is the calendar day in `clickhouse.day_timezone`, Bangkok, as the rollups count days), not
+the server's.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cctv.campaign import Campaign
-from cctv.dates import BANGKOK
 from cctv.exceptions import InputError
 from cctv.provinces import Province, Provinces
 from cctv.settings import Settings
@@ -286,13 +287,13 @@ def national_overview(
     for (_, kind), count in open_alerts.items():
         open_by_type[kind] = open_by_type.get(kind, 0) + count
     in_campaign = [p for p in provinces if p.in_campaign]
-    heartbeats, reachable = _availability_sums(engine, database, day=_today(now))
+    heartbeats, reachable = _availability_sums(engine, database, day=_today(now, settings))
     status_counts = {s: 0 for s in STATUSES}
     for p in provinces:
         status_counts[p.status] += 1
     return NationalOverview(
         as_of=now,
-        today=_today(now),
+        today=_today(now, settings),
         campaign_id=campaign.campaign_id,
         provinces_in_campaign=len(in_campaign),
         provinces_met=status_counts[MET],
@@ -336,7 +337,7 @@ def province_detail(
     province = provinces.get(province_code)  # InputError for an unknown code
     campaign = _campaign(settings)
     cfg = settings.dashboard
-    today = _today(now)
+    today = _today(now, settings)
     (status,), _ = _province_statuses(engine, database, settings, now=now, only=province.code)
     code = _literal(province.code)
     quota = [
@@ -473,7 +474,7 @@ def _province_statuses(
     (province_code, alert_type)."""
     provinces = _provinces(settings)
     campaign = _campaign(settings)
-    today = _today(now)
+    today = _today(now, settings)
     where = f"province_code = {_literal(only)}" if only else "1"
     quota = _by_province(
         engine.query_read_only(
@@ -629,7 +630,9 @@ def _worst_cameras(
     cfg = settings.dashboard
     code = _literal(province_code)
     online_since = _time_literal(now - dt.timedelta(seconds=cfg.online_window_seconds))
-    day_start = dt.datetime.combine(_today(now), dt.time(), BANGKOK).astimezone(dt.UTC)
+    day_start = dt.datetime.combine(_today(now, settings), dt.time(), _zone(settings)).astimezone(
+        dt.UTC
+    )
     limit = int(cfg.worst_cameras)
     # Candidates from both ends: not online now, and lowest availability today.
     offline = engine.query_read_only(
@@ -831,9 +834,14 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now.astimezone(dt.UTC)
 
 
-def _today(now: dt.datetime) -> dt.date:
-    """The Bangkok calendar day of `now`: the day the ministry calls today."""
-    return now.astimezone(BANGKOK).date()
+def _zone(settings: Settings) -> ZoneInfo:
+    """The time zone whose calendar days the rollups count in (Bangkok)."""
+    return ZoneInfo(settings.clickhouse.day_timezone)
+
+
+def _today(now: dt.datetime, settings: Settings) -> dt.date:
+    """The calendar day of `now` where the days are counted: what the ministry calls today."""
+    return now.astimezone(_zone(settings)).date()
 
 
 def _by_province(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

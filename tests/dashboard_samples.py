@@ -18,6 +18,7 @@ from typing import Any
 
 from cctv.context import Context
 from cctv.dates import BANGKOK
+from cctv.storage.migrations import migrate
 from cctv.storage.store import SourcePosition, Store
 from cctv.storage.tables import table_for_schema
 
@@ -50,63 +51,9 @@ def camera_id(province: str, n: int) -> str:
     return f"{province}-CAM-{n:03d}"
 
 
-def prepare_database(store: Store) -> None:
+def prepare_database(store: Store, *, timezone: str = "Asia/Bangkok") -> None:
     """The database as `cctv db migrate` leaves it: history tables, rollups and their views."""
-    try:
-        from cctv.storage.migrations import migrate  # type: ignore[import-not-found]
-    except ImportError:
-        migrate = None
-    if migrate is not None:
-        migrate(store.engine, store.database, _latest_schemas())
-        return
-    # Until the migrations land: the history tables and plain views with the same columns.
-    store.create_schema()
-    for sql in stand_in_views(store.database):
-        store.engine.execute(sql)
-
-
-def _latest_schemas() -> dict[str, Any]:
-    from schemas.registry import SchemaRegistry
-
-    registry = SchemaRegistry.load()
-    return {n: registry.raw(n, registry.versions(n)[-1]) for n in registry.names()}
-
-
-def stand_in_views(db: str) -> list[str]:
-    """The read views, computed from the history tables directly (no rollup)."""
-    return [
-        f"CREATE VIEW IF NOT EXISTS {db}.v_camera_status AS SELECT province_code, camera_id, "
-        "max(occurred_at) AS last_seen, argMax(reachable, occurred_at) AS reachable, "
-        "argMax(error_kind, occurred_at) AS error_kind, argMax(frozen, occurred_at) AS frozen, "
-        "argMax(black, occurred_at) AS black, argMax(dark, occurred_at) AS dark, "
-        "argMax(blurred, occurred_at) AS blurred, argMax(fps, occurred_at) AS fps "
-        f"FROM {db}.camera_heartbeats GROUP BY province_code, camera_id",
-        f"CREATE VIEW IF NOT EXISTS {db}.v_availability_daily AS SELECT province_code, day, "
-        "count() AS windows, sum(h) AS heartbeats, sum(r) AS reachable_heartbeats, "
-        "if(sum(h) = 0, NULL, sum(r) * 100 / sum(h)) AS availability_pct, "
-        "avg(c) AS camera_availability_pct FROM (SELECT event_id, "
-        "any(province_code) AS province_code, toDate(any(window_start), 'Asia/Bangkok') AS day, "
-        "any(heartbeats) AS h, any(reachable_heartbeats) AS r, "
-        "any(camera_availability_pct) AS c "
-        f"FROM {db}.health_windows WHERE scope = 'PROVINCE' GROUP BY event_id) "
-        "GROUP BY province_code, day",
-        f"CREATE VIEW IF NOT EXISTS {db}.v_quota_daily AS SELECT province_code, "
-        "toDate(occurred_at, 'Asia/Bangkok') AS day, campaign_id, "
-        "argMax(registered_cameras, occurred_at) AS registered_cameras, "
-        "argMax(selected_cameras, occurred_at) AS selected_cameras, "
-        "argMax(required_cameras, occurred_at) AS required_cameras, "
-        "argMax(toString(status), occurred_at) AS status, "
-        "argMax(deadline, occurred_at) AS deadline, max(occurred_at) AS updated_at "
-        f"FROM {db}.quota_progress GROUP BY province_code, day, campaign_id",
-        f"CREATE VIEW IF NOT EXISTS {db}.v_cameras AS SELECT province_code, camera_id, "
-        "argMax(toString(change), occurred_at) AS change, "
-        "argMax(owner_agency, occurred_at) AS owner_agency, "
-        "argMax(name_th, occurred_at) AS name_th, argMax(name_en, occurred_at) AS name_en, "
-        "argMax(latitude, occurred_at) AS latitude, argMax(longitude, occurred_at) AS longitude, "
-        "argMax(location_description, occurred_at) AS location_description, "
-        "argMax(linked, occurred_at) AS linked, max(occurred_at) AS registered_at "
-        f"FROM {db}.camera_registrations GROUP BY province_code, camera_id",
-    ]
+    migrate(store, timezone=timezone)
 
 
 class Writer:
