@@ -98,7 +98,10 @@ def be_year(moment: dt.datetime) -> int:
 
 def iso(moment: dt.datetime | None) -> str:
     """Machine-readable instant for <time datetime=...>."""
-    return "" if moment is None else moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if moment is None:
+        return ""
+    text = moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")  # HTML allows at most 3 fraction digits
 
 
 def raw(value: Any) -> Any:
