@@ -80,6 +80,7 @@ class AlertFeed:
             if self.error is None:
                 log.warning("alerts feed: %s", exc)
             self.error = str(exc)
+            self._loaded.set()  # tried: a page need not wait for the feed any longer
             return
         self.error = None
         self._cursor = cursor

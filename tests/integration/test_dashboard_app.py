@@ -139,3 +139,20 @@ def test_the_static_files_ship_with_their_licences() -> None:
     assert "MIT" in (static / "vendor" / "uplot" / "LICENSE").read_text()
     assert "Open Font License" in (static / "vendor" / "sarabun" / "LICENSE").read_text()
     assert (static / "vendor" / "sarabun" / "sarabun-thai-400-normal.woff2").stat().st_size > 1000
+
+
+def test_pages_say_so_when_clickhouse_cannot_be_reached(tmp_path: Path) -> None:
+    from cctv.exceptions import StorageUnavailable
+
+    settings = Settings.load(environ={}, dashboard={"alerts_poll_seconds": 0.1})
+
+    def unreachable():
+        raise StorageUnavailable("cannot reach ClickHouse server 127.0.0.1:1 as analyst")
+
+    with TestClient(create_app(FigureSource(settings, open_engine=unreachable))) as client:
+        page = client.get("/")
+        assert page.status_code == 503
+        assert "127.0.0.1:1" in page.text and 'role="alert"' in page.text
+        assert client.get("/api/overview").status_code == 503
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
