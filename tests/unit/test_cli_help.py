@@ -9,7 +9,18 @@ import yaml
 
 from cctv_cli.main import main
 
-COMMANDS = ["publish", "consume", "topics", "storage", "worker", "sink", "demo", "settings"]
+COMMANDS = [
+    "publish",
+    "consume",
+    "topics",
+    "db",
+    "storage",
+    "worker",
+    "sink",
+    "simulate",
+    "demo",
+    "settings",
+]
 
 
 # main() reads the environment and sets up logging for the process
