@@ -11,10 +11,12 @@ the campaign's figures stay in December 2020 (B.E. 2563), where the directive pu
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from cctv.context import Context
 from cctv.dates import BANGKOK
@@ -54,6 +56,17 @@ def camera_id(province: str, n: int) -> str:
 def prepare_database(store: Store, *, timezone: str = "Asia/Bangkok") -> None:
     """The database as `cctv db migrate` leaves it: history tables, rollups and their views."""
     migrate(store, timezone=timezone)
+
+
+def analyst_url(default_url: str) -> str:
+    """The server's read-only user: CCTV_TEST_CLICKHOUSE_ANALYST_URL, else `analyst` with the
+    password the test server fixture gives it."""
+    given = os.environ.get("CCTV_TEST_CLICKHOUSE_ANALYST_URL")
+    if given:
+        return given
+    parts = urlsplit(default_url)
+    netloc = f"analyst:analyst@{parts.hostname}:{parts.port or 9000}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
 class Writer:

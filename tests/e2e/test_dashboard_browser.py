@@ -23,7 +23,6 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
@@ -36,6 +35,7 @@ from tests.conftest import REPO_ROOT, wait_until
 from tests.dashboard_samples import (
     Writer,
     alert_record,
+    analyst_url,
     camera_id,
     populate,
     prepare_database,
@@ -55,17 +55,6 @@ def artifacts_dir() -> Path:
     path = root / "dashboard"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def analyst_url(default_url: str) -> str:
-    """The server's read-only user: CCTV_TEST_CLICKHOUSE_ANALYST_URL, else `analyst` with the
-    password the test server fixture gives it."""
-    given = os.environ.get("CCTV_TEST_CLICKHOUSE_ANALYST_URL")
-    if given:
-        return given
-    parts = urlsplit(default_url)
-    netloc = f"analyst:analyst@{parts.hostname}:{parts.port or 9000}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""cctv/figures.py on embedded chDB, over a small national history written through the
-history tables (tests/dashboard_samples.py): each figure against SQL truth computed from the
-history tables, replays counted once, and the alerts cursor delivering each alert once."""
+"""cctv/figures.py on embedded chDB and on the 18.16 server (read as the read-only analyst),
+over a small national history written through the history tables (tests/dashboard_samples.py):
+each figure against SQL truth computed from the history tables, replays counted once, and the
+alerts cursor delivering each alert once."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tests.dashboard_samples import (
     Population,
     Writer,
     alert_record,
+    analyst_url,
     camera_id,
     populate,
     prepare_database,
@@ -27,35 +30,50 @@ from tests.dashboard_samples import (
 
 pytestmark = pytest.mark.integration
 
-DB = "dash"
 ONLINE_WINDOW = 600
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["chdb", pytest.param("server", marks=pytest.mark.chserver)])
 def history(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Context, object, Population]]:
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Context, object, Population, object]]:
+    """(context, the writing store, what was written, the engine figures read through): on
+    chDB one engine does both; on the server the figures read as the read-only analyst."""
     root: Path = tmp_path_factory.mktemp("figures")
+    database = f"dash{uuid.uuid4().hex[:8]}"
+    clickhouse = {"chdb_path": str(root / "chdb"), "database": database}
+    if request.param == "server":
+        url, http_port = request.getfixturevalue("clickhouse_server")
+        clickhouse.update(url=url, http_port=http_port)
     settings = Settings.load(
         environ={},
-        clickhouse={"chdb_path": str(root / "chdb"), "database": DB},
+        clickhouse=clickhouse,
         dashboard={"online_window_seconds": ONLINE_WINDOW, "worst_cameras": 3},
     )
     ctx = Context.load(settings)
     store = ctx.open_store()
+    reader = store.engine
     try:
         prepare_database(store)
         population = populate(ctx, store, now=dt.datetime.now(dt.UTC))
-        yield ctx, store, population
+        if request.param == "server":
+            from cctv.storage.engines import ServerEngine
+
+            reader = ServerEngine(analyst_url(url))
+        yield ctx, store, population, reader
     finally:
+        if reader is not store.engine:
+            reader.close()
+            store.engine.execute(f"DROP DATABASE IF EXISTS {database}")
         store.engine.close()
 
 
 def test_the_national_overview_equals_the_sql_truth(history) -> None:
-    ctx, store, population = history
+    ctx, store, population, reader = history
+    db = store.database
     now = population.now
-    o = figures.national_overview(store.engine, database=DB, settings=ctx.settings, now=now)
-    truth = sql_truth(store.engine, DB, now=now, online_window_seconds=ONLINE_WINDOW)
+    o = figures.national_overview(reader, database=db, settings=ctx.settings, now=now)
+    truth = sql_truth(store.engine, db, now=now, online_window_seconds=ONLINE_WINDOW)
     shown = {key: getattr(o, key) for key in truth}
     assert shown["availability_pct"] == pytest.approx(truth.pop("availability_pct"))
     shown.pop("availability_pct")
@@ -79,11 +97,12 @@ def test_the_national_overview_equals_the_sql_truth(history) -> None:
 
 
 def test_each_province_has_its_status_and_names(history) -> None:
-    ctx, store, population = history
+    ctx, store, population, reader = history
+    db = store.database
     rows = {
         p.province_code: p
         for p in figures.province_rows(
-            store.engine, database=DB, settings=ctx.settings, now=population.now
+            reader, database=db, settings=ctx.settings, now=population.now
         )
     }
     assert [rows[c].status for c in ("TH-10", "TH-50", "TH-20", "TH-12", "TH-11", "TH-33")] == [
@@ -104,9 +123,10 @@ def test_each_province_has_its_status_and_names(history) -> None:
 
 
 def test_a_province_in_depth(history) -> None:
-    ctx, store, population = history
+    ctx, store, population, reader = history
+    db = store.database
     detail = figures.province_detail(
-        store.engine, database=DB, settings=ctx.settings, province_code="TH-50", now=population.now
+        reader, database=db, settings=ctx.settings, province_code="TH-50", now=population.now
     )
     assert [(q.day.isoformat(), q.status) for q in detail.quota] == [
         ("2020-12-12", "ON_TRACK"),
@@ -137,17 +157,17 @@ def test_a_province_in_depth(history) -> None:
 
 
 def test_an_unknown_province_is_an_input_error(history) -> None:
-    ctx, store, population = history
+    ctx, store, population, reader = history
+    db = store.database
     with pytest.raises(InputError, match="TH-00"):
-        figures.province_detail(
-            store.engine, database=DB, settings=ctx.settings, province_code="TH-00"
-        )
+        figures.province_detail(reader, database=db, settings=ctx.settings, province_code="TH-00")
 
 
 def test_the_pipeline_puts_late_projects_first(history) -> None:
-    ctx, store, population = history
+    ctx, store, population, reader = history
+    db = store.database
     pipeline = figures.project_pipeline(
-        store.engine, database=DB, settings=ctx.settings, now=population.now
+        reader, database=db, settings=ctx.settings, now=population.now
     )
     assert pipeline.totals == {
         "PROVINCIAL_WORKING_GROUP": 5,
@@ -165,17 +185,18 @@ def test_the_pipeline_puts_late_projects_first(history) -> None:
 
 
 def test_the_alerts_feed_delivers_each_alert_once(history) -> None:
-    ctx, store, population = history
-    settings, engine = ctx.settings, store.engine
+    ctx, store, population, reader = history
+    db = store.database
+    settings, engine = ctx.settings, reader
     now = population.now
-    latest, cursor = figures.alerts_since(engine, database=DB, settings=settings, now=now)
+    latest, cursor = figures.alerts_since(engine, database=db, settings=settings, now=now)
     # The recent camera alerts (the quota ones are older than the look-back), once each,
     # although one of them was stored twice.
     assert len(latest) == 7
     assert len({a.event_id for a in latest}) == 7
     assert [a.first_seen for a in latest] == sorted(a.first_seen for a in latest)
     again, same = figures.alerts_since(
-        engine, database=DB, settings=settings, cursor=cursor, now=now
+        engine, database=db, settings=settings, cursor=cursor, now=now
     )
     assert again == [] and same == cursor
 
@@ -185,7 +206,7 @@ def test_the_alerts_feed_delivers_each_alert_once(history) -> None:
     later = now + dt.timedelta(minutes=1)
     arrived, cursor = figures.alerts_since(
         engine,
-        database=DB,
+        database=db,
         settings=settings,
         cursor=figures.AlertCursor.decode(cursor.encode()),
         now=later,
@@ -198,11 +219,11 @@ def test_the_alerts_feed_delivers_each_alert_once(history) -> None:
     replayed = next(a for a in latest if a.alert_type == "CAMERA_OFFLINE")
     Writer(ctx, store, ingested_at=later).write("alert", [_record_of(replayed)])
     arrived, cursor = figures.alerts_since(
-        engine, database=DB, settings=settings, cursor=cursor, now=later
+        engine, database=db, settings=settings, cursor=cursor, now=later
     )
     assert [a.event_id for a in arrived] == [late["event_id"]]
     assert (
-        figures.alerts_since(engine, database=DB, settings=settings, cursor=cursor, now=later)[0]
+        figures.alerts_since(engine, database=db, settings=settings, cursor=cursor, now=later)[0]
         == []
     )
 
