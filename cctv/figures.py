@@ -6,7 +6,8 @@ views the migrations create over the history tables and their rollups:
 
 - `v_quota_daily`: the last quota figure of each province and day;
 - `v_availability_daily`: province availability per day (from PROVINCE health windows);
-- `v_camera_status`: each camera's latest heartbeat;
+- `v_camera_status`: when each camera was last seen, last reachable, last degraded (the
+  latest heartbeat's details come from `camera_heartbeats`, for the few cameras a page shows);
 - `v_cameras`: each camera's latest registration;
 
 and, where no rollup fits, the history tables themselves, deduplicated by `event_id` (argMax or
@@ -622,6 +623,40 @@ def _dead_letters(engine: Engine, database: str, *, since: dt.datetime) -> dict[
     return {str(r["reason_code"]): int(r["n"]) for r in rows}
 
 
+def _latest_heartbeats(
+    engine: Engine, database: str, province_code: str, listed: str
+) -> dict[str, dict[str, Any]]:
+    """The latest heartbeat of a few cameras, whole: the rollup keeps only when each camera was
+    last seen, so the details are read from camera_heartbeats at that moment (its sorting key
+    is (province_code, camera_id, occurred_at): a few granules per camera)."""
+    code = _literal(province_code)
+    seen = engine.query_read_only(
+        f"SELECT camera_id, last_seen FROM {database}.v_camera_status "
+        f"WHERE province_code = {code} AND camera_id IN ({listed})"
+    )
+    if not seen:
+        return {}
+    at = " OR ".join(
+        f"(camera_id = {_literal(str(r['camera_id']))} "
+        f"AND occurred_at >= {_time_literal(_datetime(r['last_seen']))})"
+        for r in seen
+    )
+    version = "(occurred_at, _offset)"
+    return {
+        str(r["camera_id"]): r
+        for r in engine.query_read_only(
+            f"SELECT camera_id, max(occurred_at) AS last_seen, "
+            f"argMax(reachable, {version}) AS reachable, "
+            f"argMax(ifNull(error_kind, ''), {version}) AS error_kind_, "
+            f"argMax(frozen, {version}) AS frozen, argMax(black, {version}) AS black, "
+            f"argMax(dark, {version}) AS dark, argMax(blurred, {version}) AS blurred, "
+            f"argMax(ifNull(toFloat64(fps), -1.0), {version}) AS fps_ "
+            f"FROM {database}.camera_heartbeats WHERE province_code = {code} AND ({at}) "
+            "GROUP BY camera_id"
+        )
+    }
+
+
 def _worst_cameras(
     engine: Engine, database: str, settings: Settings, province_code: str, *, now: dt.datetime
 ) -> list[CameraHealth]:
@@ -662,14 +697,7 @@ def _worst_cameras(
             f"WHERE cam IN ({listed}) GROUP BY cam"
         )
     }
-    latest = {
-        str(r["camera_id"]): r
-        for r in engine.query_read_only(
-            "SELECT camera_id, last_seen, reachable, error_kind, frozen, black, dark, blurred, "
-            f"fps FROM {database}.v_camera_status WHERE province_code = {code} "
-            f"AND camera_id IN ({listed})"
-        )
-    }
+    latest = _latest_heartbeats(engine, database, province_code, listed)
     names = {
         str(r["camera_id"]): r
         for r in engine.query_read_only(
@@ -693,9 +721,9 @@ def _worst_cameras(
                 online=bool(reachable and last_seen and last_seen >= online_floor),
                 reachable=reachable,
                 last_seen=last_seen,
-                error_kind=s.get("error_kind") if s else None,
+                error_kind=(s["error_kind_"] or None) if s else None,
                 faults=[f for f in ("frozen", "black", "dark", "blurred") if s and int(s[f])],
-                fps=_float(s.get("fps")) if s else None,
+                fps=_float(s["fps_"]) if s and float(s["fps_"]) >= 0 else None,
                 heartbeats_today=heartbeats,
                 availability_pct=_pct(int(t["reachable"]), heartbeats) if t else None,
             )

@@ -39,6 +39,8 @@ LEDGER = "schema_migrations"
 # two share a timestamp (18.16 keeps whole seconds). Not the offset alone: a topic replayed
 # in another order must not make an older event the latest.
 VERSION = "(occurred_at, _offset)"
+# "Never" in a max state of timestamps: the epoch, which both engines' types hold.
+EPOCH = "toDateTime(0, 'UTC')"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ class Rollup:
     partition_by: str | None = None
 
     def statements(self, db: str, tz: str) -> list[str]:
-        select = self.select.format(db=db, tz=tz, source=f"{db}.{self.source}", v=VERSION)
+        select = self.select.format(
+            db=db, tz=tz, source=f"{db}.{self.source}", v=VERSION, epoch=EPOCH
+        )
         partition = f"PARTITION BY {self.partition_by} " if self.partition_by else ""
         empty = select.replace(" GROUP BY ", " WHERE 0 GROUP BY ", 1)
         if " WHERE " in select:
@@ -70,17 +74,17 @@ class Rollup:
         ]
 
 
-# The latest heartbeat of every camera. NULLs are stored as '' / -1: 18.16's argMax skips NULL
-# arguments, which would keep a recovered camera's old error.
+# When every camera was last heard from, last reachable, and last showing a content fault: three
+# max states, the cheapest a materialized view on the busiest table can hold (argMax states of
+# every field cost the sink's heartbeat inserts ~10x; docs/BENCHMARKS.md). A camera is reachable
+# now when its last reachable heartbeat is its last heartbeat. The latest heartbeat's details
+# (error, faults, fps) are read for the few cameras a page shows, from camera_heartbeats.
 CAMERA_STATUS = Rollup(
     "camera_status",
     "camera_heartbeats",
     "SELECT province_code, camera_id, maxState(occurred_at) AS last_seen, "
-    "argMaxState(reachable, {v}) AS reachable, "
-    "argMaxState(ifNull(error_kind, ''), {v}) AS error_kind, "
-    "argMaxState(frozen, {v}) AS frozen, argMaxState(black, {v}) AS black, "
-    "argMaxState(dark, {v}) AS dark, argMaxState(blurred, {v}) AS blurred, "
-    "argMaxState(ifNull(toFloat64(fps), -1.0), {v}) AS fps "
+    "maxState(if(reachable, occurred_at, {epoch})) AS last_reachable, "
+    "maxState(if(frozen OR black OR dark OR blurred, occurred_at, {epoch})) AS last_degraded "
     "FROM {source} GROUP BY province_code, camera_id",
     "province_code, camera_id",
 )
@@ -143,13 +147,13 @@ def _views(db: str, tz: str) -> list[str]:
     columns, NULL where the rollup stored its '' / -1 stand-in."""
     return [
         f"CREATE VIEW IF NOT EXISTS {db}.v_camera_status AS "
-        "SELECT province_code, camera_id, last_seen, reachable, "
-        "if(error_kind = '', NULL, error_kind) AS error_kind, frozen, black, dark, blurred, "
-        "if(fps_ < 0, NULL, toFloat32(fps_)) AS fps FROM ("
+        "SELECT province_code, camera_id, last_seen, "
+        "if(toUnixTimestamp(reachable_at) = 0, NULL, reachable_at) AS last_reachable, "
+        "if(toUnixTimestamp(degraded_at) = 0, NULL, degraded_at) AS last_degraded, "
+        "toUInt8(reachable_at = last_seen) AS reachable, "
+        "toUInt8(degraded_at = last_seen) AS degraded FROM ("
         "SELECT province_code, camera_id, maxMerge(last_seen) AS last_seen, "
-        "argMaxMerge(reachable) AS reachable, argMaxMerge(error_kind) AS error_kind, "
-        "argMaxMerge(frozen) AS frozen, argMaxMerge(black) AS black, argMaxMerge(dark) AS dark, "
-        "argMaxMerge(blurred) AS blurred, argMaxMerge(fps) AS fps_ "
+        "maxMerge(last_reachable) AS reachable_at, maxMerge(last_degraded) AS degraded_at "
         f"FROM {db}.camera_status GROUP BY province_code, camera_id)",
         f"CREATE VIEW IF NOT EXISTS {db}.v_availability_daily AS "
         "SELECT province_code, day, count() AS windows, sum(hb) AS heartbeats, "

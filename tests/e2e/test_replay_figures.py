@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from cctv import figures as dashboard
 from cctv import kafka as kafka_clients
 from services.sink.sink import ClickHouseSink
 from tests.conftest import TEST_PARTITIONS
 from tests.integration.test_migrations import quota, views, window
+from tests.routing_samples import routing
 from tests.samples import heartbeat, registration
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
@@ -65,10 +67,18 @@ EVENTS: dict[str, tuple[str, list[dict[str, Any]]]] = {
 }
 
 
-def figures(store) -> dict[str, Any]:
-    """What the dashboard and the reports read: the views, and exact event counts."""
+def figures(store, settings) -> dict[str, Any]:
+    """What the dashboard and the reports read: cctv.figures' pages, the views under them, and
+    exact event counts."""
     shown: dict[str, Any] = views(store)
     db = store.database
+    now = START + dt.timedelta(minutes=10)
+    common = {"database": db, "settings": settings, "now": now}
+    shown["overview"] = dashboard.national_overview(store.engine, **common)
+    shown["provinces"] = dashboard.province_rows(store.engine, **common)
+    shown["pipeline"] = dashboard.project_pipeline(store.engine, **common)
+    for code in ("TH-10", "TH-50"):
+        shown[code] = dashboard.province_detail(store.engine, province_code=code, **common)
     shown["open_alerts"] = store.engine.query(
         f"SELECT province_code, count() AS n FROM {db}.alerts FINAL GROUP BY province_code "
         "ORDER BY province_code"
@@ -117,7 +127,18 @@ def run_sink(ctx) -> None:
 
 def test_replaying_every_topic_from_offset_zero_changes_no_figure(engine_stack):
     ctx = engine_stack.context()
-    for logical, (schema, records) in EVENTS.items():
+    events = {
+        **EVENTS,
+        "project_routing": (
+            "project_routing",
+            [
+                routing(ctx.campaign, "PRJ-1"),
+                routing(ctx.campaign, "PRJ-1", version=2, budget="400000.00"),
+                routing(ctx.campaign, "PRJ-2", province_code="TH-10", budget="12000000.00"),
+            ],
+        ),
+    }
+    for logical, (schema, records) in events.items():
         key_field = ctx.topics[logical].key
         engine_stack.produce(
             logical,
@@ -129,21 +150,23 @@ def test_replaying_every_topic_from_offset_zero_changes_no_figure(engine_stack):
     run_sink(ctx)
     store = ctx.open_store()
     try:
-        before = figures(store)
+        before = figures(store, ctx.settings)
     finally:
         store.engine.close()
     assert before["heartbeats"] == 16
     assert len(before["v_camera_status"]) == 4
     assert before["v_availability_daily"][0]["windows"] == 5
+    assert before["overview"].provinces_in_campaign > 0
+    assert sum(len(entries) for entries in before["pipeline"].stages.values()) >= 2
 
-    for logical in EVENTS:
+    for logical in events:
         engine_stack.produce(logical, raw_messages(engine_stack, logical))
     run_sink(ctx)  # stores the replayed copies: new offsets, same event ids
 
     store = ctx.open_store()
     try:
         stored = store.count("camera_heartbeats")
-        after = figures(store)
+        after = figures(store, ctx.settings)
     finally:
         store.engine.close()
     assert stored >= 16  # the copies are stored (until merged away), yet no figure moved

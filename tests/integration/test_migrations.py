@@ -135,15 +135,18 @@ def test_rollups_backfill_what_was_stored_before_them_and_follow_new_rows(ctx_st
 
     down = {**heartbeat("CM-1", 60), "reachable": False, "error_kind": "timeout", "fps": None}
     writer.put("camera_heartbeat", [down])
-    status_rows = {r["camera_id"]: r for r in views(store)["v_camera_status"]}
-    assert status_rows["CM-1"]["reachable"] == 0
-    assert status_rows["CM-1"]["error_kind"] == "timeout"
-    assert status_rows["CM-1"]["fps"] is None
-    assert status_rows["CM-2"]["reachable"] == 1 and status_rows["CM-2"]["error_kind"] is None
-    # Recovered: the error is gone (a NULL must not leave the old error standing).
-    writer.put("camera_heartbeat", [heartbeat("CM-1", 120)])
+    rows = {r["camera_id"]: r for r in views(store)["v_camera_status"]}
+    assert rows["CM-1"]["reachable"] == 0 and rows["CM-1"]["degraded"] == 0
+    assert str(rows["CM-1"]["last_seen"]).startswith("2026-11-25 03:01:00")
+    assert str(rows["CM-1"]["last_reachable"]).startswith("2026-11-25 03:00:00")
+    assert rows["CM-2"]["reachable"] == 1 and rows["CM-2"]["last_degraded"] is None
+    # Back, but frozen: reachable again, and degraded now.
+    writer.put("camera_heartbeat", [{**heartbeat("CM-1", 120), "frozen": True}])
     again = {r["camera_id"]: r for r in views(store)["v_camera_status"]}
-    assert again["CM-1"]["reachable"] == 1 and again["CM-1"]["error_kind"] is None
+    assert again["CM-1"]["reachable"] == 1 and again["CM-1"]["degraded"] == 1
+    # A heartbeat arriving late (older than the last one) changes nothing.
+    writer.put("camera_heartbeat", [{**heartbeat("CM-1", 90), "reachable": False}])
+    assert {r["camera_id"]: r for r in views(store)["v_camera_status"]} == again
 
 
 def test_every_view_is_unchanged_when_everything_is_stored_again(ctx_store):
