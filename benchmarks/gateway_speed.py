@@ -28,6 +28,7 @@ import datetime as dt
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,7 @@ class GatewayProcess:
         self.log_path = root / "gateway.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.profiled = profile is not None
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -170,7 +172,9 @@ class GatewayProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
 
     def stop(self) -> None:
-        self.proc.terminate()
+        # uvicorn re-raises the signal it stopped on: SIGTERM would end cProfile before it
+        # writes its stats, SIGINT becomes a KeyboardInterrupt that cProfile writes them on.
+        self.proc.send_signal(signal.SIGINT if self.profiled else signal.SIGTERM)
         try:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
