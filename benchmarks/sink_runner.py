@@ -46,8 +46,7 @@ def main() -> int:
     sampler = PeakSampler()
     sampler.start()
     ctx = Context.load(Settings.load())
-    store = ctx.open_store()
-    store.create_schema()
+    store = ctx.open_migrated_store()
     marks: dict[str, float] = {}
     sink = ClickHouseSink(
         settings=ctx.settings,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cctv.campaign import Campaign
@@ -48,3 +49,22 @@ class Context:
             for name in self.schemas.names()
         }
         return Store(engine, database=ch.database, schemas=latest)
+
+    def open_migrated_store(self, progress: Callable[[str], None] | None = None) -> Store:
+        """`open_store`, brought up to date by `cctv db migrate`'s migrations (idempotent: a
+        no-op when nothing is pending), so a process never writes to an older schema."""
+        from cctv.failpoints import Failpoints
+        from cctv.storage.migrations import migrate
+
+        store = self.open_store()
+        try:
+            migrate(
+                store,
+                timezone=self.settings.clickhouse.day_timezone,
+                progress=progress,
+                failpoints=Failpoints(self.settings.failpoints),
+            )
+        except BaseException:
+            store.engine.close()
+            raise
+        return store

@@ -38,6 +38,7 @@ KNOWN: dict[str, str] = {
     "it (the one window that mails twice, with the same Message-ID)",
     "mailer.after_journal": "the journal recorded a sent mail (fsynced), before the offset commits",
     "mailer.after_commit": "a routing's offset committed after its mail",
+    "db.between_migration_statements": "a migration ran a statement, not the next ones",
 }
 
 

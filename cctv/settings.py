@@ -100,6 +100,11 @@ class ClickHouseSettings(_Section):
         DEFAULT_DATA_DIR / "chdb", title="data directory of embedded chDB (default: data_dir/chdb)"
     )
     database: str = Field("cctv", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", title="database name")
+    day_timezone: str = Field(
+        "Asia/Bangkok",
+        title="whose calendar days the daily rollups count in (set before the first "
+        "`cctv db migrate`: changing it later needs a new migration)",
+    )
     http_port: int | None = Field(
         8123,
         ge=1,
@@ -107,6 +112,17 @@ class ClickHouseSettings(_Section):
         title="the server's HTTP port (8443 for clickhouses://), used by the sink's bulk "
         "path for heartbeats; none = native protocol only",
     )
+
+    @field_validator("day_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown timezone {value!r} (expected e.g. Asia/Bangkok)") from exc
+        return value
 
     @field_validator("url")
     @classmethod
@@ -169,6 +185,9 @@ class SinkSettings(_Section):
         default_factory=lambda: [
             "camera_registrations",
             "camera_heartbeats",
+            "selection_decisions",
+            "project_submissions",
+            "camera_inventory_changes",
             "province_inventory",
             "selection_outcomes",
             "quota_progress",
@@ -505,6 +524,16 @@ class GatewaySettings(_Section):
     )
 
 
+class SimulatorSettings(_Section):
+    """The fleet simulator (services/simulator/, `cctv simulate`)."""
+
+    config_file: Path = Field(
+        CONFIG_DIR / "simulator.yaml",
+        title="the simulated world as data: province populations, fault rates, selection "
+        "behaviours, budget distribution, calendar",
+    )
+
+
 class Settings(_Section):
     """Everything a process needs to know about its surroundings."""
 
@@ -516,6 +545,7 @@ class Settings(_Section):
     prober: ProberSettings = Field(default_factory=ProberSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
         title="where this process writes local data: embedded chDB (chdb/), Faust tables "

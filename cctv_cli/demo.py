@@ -69,8 +69,7 @@ def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180)
     say(f"applying the topic registry to {settings.kafka.bootstrap_servers}")
     apply_topics(settings.kafka, ctx.topics, log=lambda line: None)
 
-    store = ctx.open_store()
-    store.create_schema()
+    store = ctx.open_migrated_store()
     where = store.engine.description
     store.engine.close()  # chDB: one process at a time; the sink opens it next
 

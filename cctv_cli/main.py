@@ -80,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = topics.add_parser("list", help="show the registry")
     p.set_defaults(handler=_topics_list)
 
+    from cctv_cli.db import add_commands as add_db_commands
+
+    add_db_commands(sub, load_context)
     storage = sub.add_parser("storage", help="ClickHouse history").add_subparsers(metavar="ACTION")
-    p = storage.add_parser("init", help="create the database and tables (idempotent)")
+    p = storage.add_parser("init", help="create/upgrade the database (as `cctv db migrate`)")
     p.add_argument("--print-ddl", action="store_true", help="print the DDL that was run")
     p.set_defaults(handler=_storage_init)
     p = storage.add_parser("show", help="registered cameras per province, from ClickHouse")
@@ -236,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="default: the settings' gateway.port")
     p.set_defaults(handler=_gateway)
 
+    p = sub.add_parser(
+        "simulate",
+        help="simulate the provinces' camera fleet and publish its events (Kafka or gateway)",
+        description="Simulate the 77 provinces' cameras (in proportion to population), their "
+        "heartbeats with faults (outages, frozen, dark at night, blur, province-wide network "
+        "cuts), the campaign provinces' selection decisions (early, late, short, never) and "
+        "agencies' project submissions (log-normal budgets, some exactly at the routing "
+        "thresholds), over simulated time; publish them straight to Kafka or through the "
+        "gateway. The same --seed repeats the same events, ids included. World data: the "
+        "settings' simulator.config_file. Bad arguments: an error naming the argument, exit "
+        "code 2.",
+    )
+    from services.simulator.options import add_arguments as add_simulator_arguments
+
+    add_simulator_arguments(p)
+    p.set_defaults(handler=_simulate)
+
     keys = sub.add_parser("keys", help="the gateway's per-province API keys").add_subparsers(
         metavar="ACTION"
     )
@@ -376,6 +396,8 @@ def _storage_init(args: argparse.Namespace) -> int:
         ddl = store.create_schema()
     finally:
         store.engine.close()
+    store = ctx.open_migrated_store(progress=print)
+    store.engine.close()
     if args.print_ddl:
         print(";\n\n".join(ddl) + ";")
     print(f"tables ready in {store.engine.description}, database {store.database}")
@@ -452,6 +474,17 @@ def _gateway(args: argparse.Namespace) -> int:
     from services.gateway.run import main as gateway_main
 
     return gateway_main(["--port", str(args.port)] if args.port else [])
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from services.simulator.options import UsageError
+    from services.simulator.run import run as simulate
+
+    try:
+        return simulate(load_context(), args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _keys_create(args: argparse.Namespace) -> int:

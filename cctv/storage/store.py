@@ -54,7 +54,7 @@ class Store:
             run.append(sql)
 
         execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        existing = self._existing_columns()
+        existing = self.existing_columns()
         for spec in HISTORY_TABLES:
             columns = self._columns[spec.name]
             execute(create_table_sql(spec, columns, database=self.database, dialect=dialect))
@@ -79,7 +79,11 @@ class Store:
         execute(ledger_table_sql(self.database))
         return run
 
-    def _existing_columns(self) -> dict[str, set[str]]:
+    def expected_columns(self) -> dict[str, list[str]]:
+        """Every history table and the columns the latest contracts give it."""
+        return {spec.name: self.column_names(spec) for spec in HISTORY_TABLES}
+
+    def existing_columns(self) -> dict[str, set[str]]:
         rows = self.engine.query(
             f"SELECT table, name FROM system.columns WHERE database = {_quote(self.database)}"
         )

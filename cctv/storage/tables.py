@@ -180,6 +180,21 @@ HISTORY_TABLES: tuple[TableSpec, ...] = (
         "selection_outcome",
         ("province_code", "occurred_at", "event_id"),
     ),
+    TableSpec(
+        "selection_decisions",
+        "selection_decision",
+        ("province_code", "occurred_at", "event_id"),
+    ),
+    TableSpec(
+        "project_submissions",
+        "project_submission",
+        ("province_code", "project_id", "occurred_at", "event_id"),
+    ),
+    TableSpec(
+        "camera_inventory_changes",
+        "camera_inventory_change",
+        ("province_code", "camera_id", "occurred_at", "event_id"),
+    ),
     TableSpec("quota_progress", "quota_progress", ("province_code", "occurred_at", "event_id")),
     TableSpec(
         "project_routing",

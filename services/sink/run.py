@@ -24,8 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = Context.load(Settings.load())
     logs.configure(ctx.settings.log_level)
-    store = ctx.open_store()
-    store.create_schema()
+    store = ctx.open_migrated_store(progress=logging.getLogger("cctv.sink").info)
     log = logging.getLogger("cctv.sink")
     log.info("sink writing to %s, database %s", store.engine.description, store.database)
 
