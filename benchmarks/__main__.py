@@ -19,7 +19,15 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks import codec_speed, health_speed, kafka_baseline, report, rules_speed, sink_speed
+from benchmarks import (
+    codec_speed,
+    gateway_speed,
+    health_speed,
+    kafka_baseline,
+    report,
+    rules_speed,
+    sink_speed,
+)
 from benchmarks.section import Context, Section
 
 DEFAULT_EVENTS = 200_000
@@ -59,6 +67,13 @@ SECTIONS: tuple[Section, ...] = (
         "(starts a broker)",
         needs_broker=True,
         run=health_speed.run_section,
+    ),
+    Section(
+        name=gateway_speed.SECTION,
+        description="gateway heartbeats/s over HTTP at batch 1, 100 and 1,000 vs direct "
+        "produce (starts a broker and the gateway)",
+        needs_broker=True,
+        run=gateway_speed.run_section,
     ),
 )
 
@@ -145,6 +160,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="run the worker under cProfile, stats into DIR (figures then not comparable)",
+    )
+    gateway = parser.add_argument_group(f"section {gateway_speed.SECTION}")
+    gateway.add_argument(
+        "--gateway-events",
+        type=_positive,
+        default=gateway_speed.DEFAULT_EVENTS,
+        help=f"heartbeats per measurement at batch 100 and 1,000, a tenth at batch 1 "
+        f"(default {gateway_speed.DEFAULT_EVENTS:_})",
+    )
+    gateway.add_argument(
+        "--gateway-clients",
+        type=_positive,
+        default=gateway_speed.DEFAULT_CLIENTS,
+        help=f"HTTP connections posting at once (default {gateway_speed.DEFAULT_CLIENTS})",
+    )
+    gateway.add_argument(
+        "--gateway-profile",
+        type=Path,
+        metavar="DIR",
+        help="run the gateway under cProfile, stats into DIR (figures then not comparable)",
     )
     parser.add_argument(
         "--doc",

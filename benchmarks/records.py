@@ -15,13 +15,14 @@ PROVINCES = ("TH-10", "TH-50", "TH-30", "TH-83", "TH-90", "TH-40", "TH-65", "TH-
 _START = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
 
 
-def heartbeats(count: int) -> list[dict[str, Any]]:
+def heartbeats(count: int, *, provinces: tuple[str, ...] = PROVINCES) -> list[dict[str, Any]]:
     """``count`` distinct heartbeats (own event_id each), like tests/samples.py's, over
-    CAMERAS cameras in a few provinces; one in 20 is an unreachable camera with nulls."""
+    CAMERAS cameras in a few provinces (or those given: one, for a province's API key); one
+    in 20 is an unreachable camera with nulls."""
     records = []
     for i in range(count):
         camera = i % CAMERAS
-        province = PROVINCES[camera % len(PROVINCES)]
+        province = provinces[camera % len(provinces)]
         reachable = i % 20 != 7
         records.append(
             {

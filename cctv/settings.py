@@ -514,6 +514,15 @@ class GatewaySettings(_Section):
     retry_after_seconds: int = Field(
         5, ge=1, title="Retry-After sent with a 503 (Kafka unreachable or not confirming)"
     )
+    linger_ms: int = Field(
+        1,
+        ge=0,
+        le=1000,
+        title="the gateway producer's linger.ms: how long it holds records to batch them. A "
+        "request produces all its records at once and waits for their acknowledgement, so a "
+        "long linger only adds to every answer's latency (records of concurrent requests are "
+        "batched anyway while earlier ones are in flight)",
+    )
     producer_id: str = Field(
         "gateway", min_length=1, title="`producer` stamped on records that name none"
     )

@@ -46,14 +46,14 @@ class _Batch:
 
 
 class Publisher:
-    def __init__(self, settings: KafkaSettings, *, timeout: float) -> None:
+    def __init__(self, settings: KafkaSettings, *, timeout: float, linger_ms: int = 1) -> None:
         self.timeout = timeout
         # Records still unacknowledged when the request gives up are dropped by librdkafka
         # soon after, instead of landing minutes later behind a 503.
         self.producer = kafka_clients.producer(
             settings,
             client_suffix="gateway",
-            **{"message.timeout.ms": max(1000, int(timeout * 1000)), "linger.ms": 5},
+            **{"message.timeout.ms": max(1000, int(timeout * 1000)), "linger.ms": linger_ms},
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="gateway-producer", daemon=True)

@@ -32,7 +32,9 @@ def build(ctx: Context) -> tuple[Gateway, list[TopicTable]]:
         convert=Reply.from_record,
         client_suffix="gateway-replies",
     )
-    publisher = Publisher(ctx.settings.kafka, timeout=cfg.delivery_timeout_seconds)
+    publisher = Publisher(
+        ctx.settings.kafka, timeout=cfg.delivery_timeout_seconds, linger_ms=cfg.linger_ms
+    )
     return Gateway(ctx, publisher=publisher, keys=keys, replies=replies), [keys, replies]
 
 

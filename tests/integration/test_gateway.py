@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +305,53 @@ def test_kafka_unreachable_is_503_with_retry_after(stack: Stack) -> None:
     answer = gw.post("cameras", "cctv_" + "0" * 16 + "_" + "a" * 43, [camera("CM-1")])
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "7"
     assert answer.json()["error"] == "kafka_unavailable"
+
+
+def test_kafka_stopped_is_503_and_nothing_is_lost_once_it_is_back(tmp_path: Path) -> None:
+    """A private broker (the session's one stays untouched) is stopped under a running gateway:
+    a batch gets 503 with Retry-After and no event id; the broker restarts on the same port
+    and data directory; the same batch sent again gets 202, and Kafka holds every event of
+    every accepted batch exactly once."""
+    from infra.kafka.broker import KafkaBroker
+    from infra.ports import free_ports
+
+    port, controller = free_ports(2)
+    broker = KafkaBroker(home=tmp_path / "kafka", port=port, controller_port=controller)
+    broker.start(timeout=120)
+    stack = Stack(root=tmp_path, bootstrap=broker.bootstrap, run_id=uuid.uuid4().hex[:10])
+    try:
+        stack.apply_topics()
+        _, key = create_key(stack, "TH-50")
+        gw = Gateway(
+            stack, "gateway", gateway={"delivery_timeout_seconds": 3, "retry_after_seconds": 7}
+        )
+        gw.wait()
+        before = [camera("CM-1", event_id=str(uuid.uuid4()))]
+        assert gw.post("cameras", key, before).status_code == 202
+
+        broker.stop()
+        batch = [camera(f"CM-{i}", event_id=str(uuid.uuid4())) for i in range(2, 6)]
+        headers = {"Idempotency-Key": "TH-50-while-kafka-is-down"}
+        answer = gw.post("cameras", key, batch, headers=dict(headers))
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == "7"
+        body = answer.json()
+        assert body["error"] == "kafka_unavailable"
+        assert "event_ids" not in body and "accepted" not in body
+        assert gw.client.get("/readyz").status_code == 503
+
+        broker.start(timeout=120)  # same home: same port, same data
+        gw.wait()  # ready again once the gateway sees the broker
+        resend = gw.post("cameras", key, batch, headers=dict(headers))
+        assert resend.status_code == 202, resend.text
+        assert resend.json()["event_ids"] == [r["event_id"] for r in batch]
+
+        stored = [r["event_id"] for r in stack.read_topic("camera_registrations")]
+        expected = [r["event_id"] for r in before + batch]
+        assert sorted(stored) == sorted(expected)  # each one, once
+    finally:
+        stack.stop_all()
+        broker.stop()
 
 
 def test_publisher_does_not_confirm_what_kafka_did_not_acknowledge() -> None:

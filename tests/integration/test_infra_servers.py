@@ -110,14 +110,34 @@ def test_clickhouse_server_serves_default_and_readonly_analyst(tmp_path: Path) -
         (version,) = default.execute("SELECT version()")[0]
         assert version
         assert server.version() == version
-        default.execute("CREATE TABLE default.cameras (province_code String) ENGINE = Memory")
+        # MergeTree, as the history tables: ALTER is something it supports (Memory does not).
+        default.execute(
+            "CREATE TABLE default.cameras (province_code String) "
+            "ENGINE = MergeTree() ORDER BY province_code"
+        )
         default.execute("INSERT INTO default.cameras VALUES", [("10",)])
 
         analyst = Client.from_url(server.analyst_url)
         assert analyst.execute("SELECT province_code FROM default.cameras") == [("10",)]
-        with pytest.raises(ServerException) as excinfo:
-            analyst.execute("CREATE TABLE default.forbidden (x UInt8) ENGINE = Memory")
-        assert excinfo.value.code == READONLY_ERROR_CODE
+        # The read-only user (the dashboard's and analysts') can change nothing: no new table,
+        # no row, no column, no deletion, nothing dropped.
+        for statement, params in [
+            ("CREATE TABLE default.forbidden (x UInt8) ENGINE = Memory", None),
+            ("INSERT INTO default.cameras VALUES", [("50",)]),
+            ("INSERT INTO default.cameras SELECT '57'", None),
+            ("ALTER TABLE default.cameras ADD COLUMN camera_id String", None),
+            ("ALTER TABLE default.cameras DELETE WHERE 1", None),
+            ("DROP TABLE default.cameras", None),
+            ("TRUNCATE TABLE default.cameras", None),
+        ]:
+            with pytest.raises(ServerException) as excinfo:
+                analyst.execute(statement, params)
+            assert excinfo.value.code == READONLY_ERROR_CODE, (statement, excinfo.value)
+        assert default.execute("SELECT * FROM default.cameras") == [("10",)]
+        assert [c[0] for c in default.execute("DESCRIBE TABLE default.cameras")] == [
+            "province_code"
+        ]
+        assert default.execute("EXISTS TABLE default.forbidden") == [(0,)]
     finally:
         server.stop()
 

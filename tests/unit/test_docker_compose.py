@@ -1,7 +1,7 @@
 """docker-compose.yml and the Dockerfile stay in step with the code (no Docker needed).
 
 There is no Docker engine where the tests run, so the compose file is checked statically:
-its services are exactly Kafka, ClickHouse and the entries of cctv/services.py; the Kafka
+its services are exactly Kafka, ClickHouse, Grafana and the entries of cctv/services.py; the Kafka
 image is the version infra/kafka/pom.xml pins; and each project service's environment (the
 image's ENV plus the service's, with `${VAR:-default}` replaced by its default) is accepted by
 `Settings.load()` and points at the compose Kafka and ClickHouse.
@@ -35,7 +35,8 @@ POM = REPO_ROOT / "infra" / "kafka" / "pom.xml"
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 DEPLOYMENT_DOC = REPO_ROOT / "docs" / "DEPLOYMENT.md"
 
-INFRA_SERVICES = {"kafka", "clickhouse"}
+# Third-party images: the servers, and Grafana for analysts (tests/integration/test_grafana.py).
+INFRA_SERVICES = {"kafka", "clickhouse", "grafana"}
 IMAGE_WORKDIR = PurePosixPath("/app")
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -428,3 +429,40 @@ def test_a_json_line_budget_builds_without_float(projects: RecordBuilder) -> Non
     record = projects.build(row)
     assert record["budget"] == Decimal("10000000.50")
     assert record["province_code"] == "TH-50"
+
+
+@pytest.mark.parametrize(
+    "avro_type, raw",
+    [
+        ("string", "CM-1"),
+        ("string", 42),
+        ("long", 7),
+        ("long", -(10**19) + 1),
+        ("long", 10**19),  # out of range: the shortcut leaves it to convert's error
+        ("long", True),
+        ("long", Decimal("3")),
+        ("int", "1,024"),
+        ("double", 24.5),
+        ("double", Decimal("24.80")),
+        ("double", Decimal("1E+999")),
+        ("double", 25),
+        ("double", "1,234.5"),
+        ("boolean", True),
+        ("boolean", "ใช่"),
+        ({"type": "long", "logicalType": "timestamp-millis"}, "2563-12-15 09:30"),
+    ],
+)
+def test_field_readers_give_what_convert_gives(avro_type: Any, raw: Any) -> None:
+    """The builder's per-field shortcuts (values already of their type) change no result and
+    no error: each reader answers exactly what `convert` answers."""
+    from cctv.records import _reader
+
+    read = _reader({"name": "f", "type": ["null", avro_type]})
+    try:
+        expected: Any = convert(avro_type, raw)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            read(raw)
+        return
+    got = read(raw)
+    assert got == expected and type(got) is type(expected)
