@@ -41,8 +41,8 @@ SERVICES: dict[str, Service] = {
         Service(
             name="storage-init",
             module="cctv.storage",
-            command=("cctv", "storage", "init"),
-            description="create the ClickHouse database and history tables (idempotent)",
+            command=("cctv", "db", "migrate"),
+            description="create/upgrade the ClickHouse tables, rollups and views (idempotent)",
             kind="one-shot",
         ),
         Service(
@@ -74,6 +74,12 @@ SERVICES: dict[str, Service] = {
             module="services.gateway",
             command=("cctv", "gateway"),
             description="HTTP ingestion for provincial systems: validated records into Kafka",
+        ),
+        Service(
+            name="dashboard",
+            module="services.dashboard",
+            command=("cctv", "dashboard"),
+            description="the monitoring room's web dashboard, read-only over ClickHouse",
         ),
     )
 }
