@@ -19,6 +19,12 @@ no `WITH name AS (subquery)`, no DateTime64 functions; instants are passed in as
 `toDateTime('…', 'UTC')` literals computed here, so "now" and "today" are the caller's (today
 is the calendar day in `clickhouse.day_timezone`, Bangkok, as the rollups count days), not
 the server's.
+
+A *snapshot* (`snapshot=True`, governors' reports of a past day) reads the history as it stood
+at `now`: nothing that happened after it counts (quota figures of later days, later routings,
+alerts, dead letters, health windows and heartbeats). The rollups that keep only each
+camera's latest state cannot answer for a past instant, so a snapshot reads those figures
+from the history tables, over the day of `now` (see ProvinceStatus).
 """
 
 from __future__ import annotations
@@ -80,7 +86,7 @@ class ProvinceStatus:
     quota_updated_at: dt.datetime | None
     cameras_registered: int  # cameras whose latest registration is not RETIRED
     cameras_linked: int
-    cameras_watched: int  # cameras that sent at least one heartbeat
+    cameras_watched: int  # cameras that sent at least one heartbeat (in a snapshot: that day)
     cameras_online: int  # ...whose latest heartbeat is reachable and recent
     availability_pct: float | None  # today's reachable heartbeats / heartbeats * 100
     camera_availability_pct: float | None  # today's mean share of cameras not offline
@@ -277,13 +283,22 @@ class AlertCursor:
 
 
 def national_overview(
-    engine: Engine, *, database: str, settings: Settings, now: dt.datetime | None = None
+    engine: Engine,
+    *,
+    database: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    snapshot: bool = False,
 ) -> NationalOverview:
     """The country at a glance, with every province's status for the grid."""
     now = _now(now)
     campaign = _campaign(settings)
-    provinces, open_alerts = _province_statuses(engine, database, settings, now=now, only=None)
-    letters = _dead_letters(engine, database, since=now - dt.timedelta(hours=1))
+    provinces, open_alerts = _province_statuses(
+        engine, database, settings, now=now, only=None, snapshot=snapshot
+    )
+    letters = _dead_letters(
+        engine, database, since=now - dt.timedelta(hours=1), until=now if snapshot else None
+    )
     open_by_type: dict[str, int] = {}
     for (_, kind), count in open_alerts.items():
         open_by_type[kind] = open_by_type.get(kind, 0) + count
@@ -318,10 +333,17 @@ def national_overview(
 
 
 def province_rows(
-    engine: Engine, *, database: str, settings: Settings, now: dt.datetime | None = None
+    engine: Engine,
+    *,
+    database: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    snapshot: bool = False,
 ) -> list[ProvinceStatus]:
     """One row per province (all 77, in code order), Thai and English names beside the code."""
-    return _province_statuses(engine, database, settings, now=_now(now), only=None)[0]
+    return _province_statuses(
+        engine, database, settings, now=_now(now), only=None, snapshot=snapshot
+    )[0]
 
 
 def province_detail(
@@ -331,6 +353,7 @@ def province_detail(
     settings: Settings,
     province_code: str,
     now: dt.datetime | None = None,
+    snapshot: bool = False,
 ) -> ProvinceDetail:
     """One province in depth. `province_code` must be a known code (InputError otherwise)."""
     now = _now(now)
@@ -339,7 +362,9 @@ def province_detail(
     campaign = _campaign(settings)
     cfg = settings.dashboard
     today = _today(now, settings)
-    (status,), _ = _province_statuses(engine, database, settings, now=now, only=province.code)
+    (status,), _ = _province_statuses(
+        engine, database, settings, now=now, only=province.code, snapshot=snapshot
+    )
     code = _literal(province.code)
     quota = [
         QuotaPoint(
@@ -356,7 +381,7 @@ def province_detail(
             "argMax(toString(status), updated_at) AS status "
             f"FROM {database}.v_quota_daily "
             f"WHERE province_code = {code} AND campaign_id = {_literal(campaign.campaign_id)} "
-            "GROUP BY day ORDER BY day"
+            f"{_up_to_day(today, snapshot)}GROUP BY day ORDER BY day"
         )
     ]
     first_day = today - dt.timedelta(days=cfg.trend_days - 1)
@@ -382,22 +407,38 @@ def province_detail(
         deadline=campaign.due(campaign.selection.deadline),
         quota=quota,
         availability=availability,
-        worst_cameras=_worst_cameras(engine, database, settings, province.code, now=now),
+        worst_cameras=_worst_cameras(
+            engine, database, settings, province.code, now=now, snapshot=snapshot
+        ),
         projects=_sorted_projects(
-            _projects(engine, database, campaign, province_code=province.code, now=now)
+            _projects(
+                engine,
+                database,
+                campaign,
+                province_code=province.code,
+                now=now,
+                snapshot=snapshot,
+            )
         ),
     )
 
 
 def project_pipeline(
-    engine: Engine, *, database: str, settings: Settings, now: dt.datetime | None = None
+    engine: Engine,
+    *,
+    database: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    snapshot: bool = False,
 ) -> Pipeline:
     """Every project of the campaign by destination: late ones first, then by deadline."""
     now = _now(now)
     campaign = _campaign(settings)
     limit = settings.dashboard.projects_shown
     by_body: dict[str, list[PipelineEntry]] = {body: [] for body in BODIES}
-    for project in _projects(engine, database, campaign, province_code=None, now=now):
+    for project in _projects(
+        engine, database, campaign, province_code=None, now=now, snapshot=snapshot
+    ):
         for destination in project.destinations:
             by_body.setdefault(destination.body, []).append(PipelineEntry(project, destination))
     stages, totals, late = {}, {}, {}
@@ -469,7 +510,13 @@ def alerts_since(
 
 
 def _province_statuses(
-    engine: Engine, database: str, settings: Settings, *, now: dt.datetime, only: str | None
+    engine: Engine,
+    database: str,
+    settings: Settings,
+    *,
+    now: dt.datetime,
+    only: str | None,
+    snapshot: bool = False,
 ) -> tuple[list[ProvinceStatus], dict[tuple[str, str], int]]:
     """Every province's figures (or the one `only` names), and the open alerts by
     (province_code, alert_type)."""
@@ -486,22 +533,33 @@ def _province_statuses(
             "argMax(deadline, updated_at) AS due, max(updated_at) AS updated "
             f"FROM {database}.v_quota_daily "
             f"WHERE {where} AND campaign_id = {_literal(campaign.campaign_id)} "
-            "GROUP BY province_code"
+            f"{_up_to_day(today, snapshot)}GROUP BY province_code"
         )
     )
+    inventory = f"{database}.v_cameras"
+    if snapshot:  # each camera's latest registration up to now, from the history
+        inventory = (
+            "(SELECT province_code, camera_id, "
+            f"argMax(toString(change), {_VERSION}) AS change, argMax(linked, {_VERSION}) AS linked "
+            f"FROM {database}.camera_registrations WHERE {where} "
+            f"AND occurred_at < {_after(now)} GROUP BY province_code, camera_id)"
+        )
     cameras = _by_province(
         engine.query_read_only(
             "SELECT province_code, countIf(toString(change) != 'RETIRED') AS registered, "
             "countIf(toString(change) != 'RETIRED' AND linked = 1) AS linked "
-            f"FROM {database}.v_cameras WHERE {where} GROUP BY province_code"
+            f"FROM {inventory} WHERE {where} GROUP BY province_code"
         )
     )
     online_since = now - dt.timedelta(seconds=settings.dashboard.online_window_seconds)
+    heard = f"{database}.v_camera_status"
+    if snapshot:  # the cameras heard from that day, as they last were by now
+        heard = _heard_that_day(database, settings, where, now=now)
     status = _by_province(
         engine.query_read_only(
             "SELECT province_code, count() AS watched, "
             f"countIf(reachable = 1 AND last_seen >= {_time_literal(online_since)}) AS online "
-            f"FROM {database}.v_camera_status WHERE {where} GROUP BY province_code"
+            f"FROM {heard} WHERE {where} GROUP BY province_code"
         )
     )
     availability = _by_province(
@@ -519,13 +577,15 @@ def _province_statuses(
             "argMax(late, routing_version) AS is_late "
             f"FROM {database}.project_routing "
             f"WHERE {where} AND campaign_id = {_literal(campaign.campaign_id)} "
-            "GROUP BY project_id) GROUP BY code"
+            f"{_up_to(now, snapshot)}GROUP BY project_id) GROUP BY code"
         )
     )
     chosen = [provinces.get(only)] if only else sorted(provinces, key=lambda p: p.code)
     # Quota status first: whether a quota alert is still open depends on it.
     statuses = {p.code: _status(p, campaign, quota.get(p.code)) for p in chosen}
-    open_alerts = _open_alerts(engine, database, campaign, statuses, only=only)
+    open_alerts = _open_alerts(
+        engine, database, campaign, statuses, only=only, until=now if snapshot else None
+    )
     rows = []
     for p in chosen:
         q = quota.get(p.code)
@@ -575,9 +635,13 @@ def _open_alerts(
     quota_status: dict[str, str],
     *,
     only: str | None,
+    until: dt.datetime | None = None,
 ) -> dict[tuple[str, str], int]:
-    """(province_code, alert_type) -> open alerts, for the types in OPEN_ALERTS."""
+    """(province_code, alert_type) -> open alerts, for the types in OPEN_ALERTS (raised by
+    `until`, when given)."""
     where = f"province_code = {_literal(only)} AND " if only else ""
+    if until is not None:
+        where += f"occurred_at < {_after(until)} AND "
     camera = ", ".join(map(_literal, CAMERA_ALERTS))
     quota = ", ".join(map(_literal, QUOTA_ALERTS))
     rows = engine.query_read_only(
@@ -613,34 +677,50 @@ def _availability_sums(engine: Engine, database: str, *, day: dt.date) -> tuple[
     return int(rows[0]["heartbeats"] or 0), int(rows[0]["reachable"] or 0)
 
 
-def _dead_letters(engine: Engine, database: str, *, since: dt.datetime) -> dict[str, int]:
-    """reason_code -> dead letters (distinct event ids) dated at or after `since`."""
+def _dead_letters(
+    engine: Engine, database: str, *, since: dt.datetime, until: dt.datetime | None = None
+) -> dict[str, int]:
+    """reason_code -> dead letters (distinct event ids) dated at or after `since` (and at or
+    before `until`, when given)."""
+    bound = f"AND occurred_at < {_after(until)} " if until is not None else ""
     rows = engine.query_read_only(
         "SELECT reason_code, uniqExact(event_id) AS n "
-        f"FROM {database}.dead_letters WHERE occurred_at >= {_time_literal(since)} "
+        f"FROM {database}.dead_letters WHERE occurred_at >= {_time_literal(since)} {bound}"
         "GROUP BY reason_code ORDER BY n DESC, reason_code"
     )
     return {str(r["reason_code"]): int(r["n"]) for r in rows}
 
 
 def _latest_heartbeats(
-    engine: Engine, database: str, province_code: str, listed: str
+    engine: Engine,
+    database: str,
+    province_code: str,
+    listed: str,
+    *,
+    day: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The latest heartbeat of a few cameras, whole: the rollup keeps only when each camera was
     last seen, so the details are read from camera_heartbeats at that moment (its sorting key
-    is (province_code, camera_id, occurred_at): a few granules per camera)."""
+    is (province_code, camera_id, occurred_at): a few granules per camera). With `day` (a
+    snapshot's [day start, now]): the latest within it."""
     code = _literal(province_code)
-    seen = engine.query_read_only(
-        f"SELECT camera_id, last_seen FROM {database}.v_camera_status "
-        f"WHERE province_code = {code} AND camera_id IN ({listed})"
-    )
-    if not seen:
-        return {}
-    at = " OR ".join(
-        f"(camera_id = {_literal(str(r['camera_id']))} "
-        f"AND occurred_at >= {_time_literal(_datetime(r['last_seen']))})"
-        for r in seen
-    )
+    if day is not None:
+        at = (
+            f"camera_id IN ({listed}) AND occurred_at >= {_time_literal(day[0])} "
+            f"AND occurred_at < {_after(day[1])}"
+        )
+    else:
+        seen = engine.query_read_only(
+            f"SELECT camera_id, last_seen FROM {database}.v_camera_status "
+            f"WHERE province_code = {code} AND camera_id IN ({listed})"
+        )
+        if not seen:
+            return {}
+        at = " OR ".join(
+            f"(camera_id = {_literal(str(r['camera_id']))} "
+            f"AND occurred_at >= {_time_literal(_datetime(r['last_seen']))})"
+            for r in seen
+        )
     version = "(occurred_at, _offset)"
     return {
         str(r["camera_id"]): r
@@ -658,7 +738,13 @@ def _latest_heartbeats(
 
 
 def _worst_cameras(
-    engine: Engine, database: str, settings: Settings, province_code: str, *, now: dt.datetime
+    engine: Engine,
+    database: str,
+    settings: Settings,
+    province_code: str,
+    *,
+    now: dt.datetime,
+    snapshot: bool = False,
 ) -> list[CameraHealth]:
     """The province's worst cameras: offline ones first (longest silent first), then degraded,
     then by today's availability, lowest first."""
@@ -669,9 +755,15 @@ def _worst_cameras(
         dt.UTC
     )
     limit = int(cfg.worst_cameras)
+    where = f"province_code = {_literal(province_code)}"
+    heard = (
+        _heard_that_day(database, settings, where, now=now)
+        if snapshot
+        else f"{database}.v_camera_status"
+    )
     # Candidates from both ends: not online now, and lowest availability today.
     offline = engine.query_read_only(
-        f"SELECT camera_id FROM {database}.v_camera_status WHERE province_code = {code} "
+        f"SELECT camera_id FROM {heard} WHERE province_code = {code} "
         f"AND NOT (reachable = 1 AND last_seen >= {online_since}) "
         f"ORDER BY last_seen, camera_id LIMIT {limit}"
     )
@@ -679,7 +771,9 @@ def _worst_cameras(
         "SELECT event_id, any(camera_id) AS cam, any(heartbeats) AS h, "
         "any(reachable_heartbeats) AS r "
         f"FROM {database}.health_windows WHERE province_code = {code} AND scope = 'CAMERA' "
-        f"AND window_start >= {_time_literal(day_start)} GROUP BY event_id"
+        f"AND window_start >= {_time_literal(day_start)} "
+        f"{'AND window_start < ' + _after(now) + ' ' if snapshot else ''}"
+        "GROUP BY event_id"
     )
     lowest = engine.query_read_only(
         f"SELECT cam, sum(h) AS heartbeats, sum(r) AS reachable FROM ({windows}) "
@@ -697,7 +791,9 @@ def _worst_cameras(
             f"WHERE cam IN ({listed}) GROUP BY cam"
         )
     }
-    latest = _latest_heartbeats(engine, database, province_code, listed)
+    latest = _latest_heartbeats(
+        engine, database, province_code, listed, day=(day_start, now) if snapshot else None
+    )
     names = {
         str(r["camera_id"]): r
         for r in engine.query_read_only(
@@ -763,15 +859,18 @@ def _projects(
     *,
     province_code: str | None,
     now: dt.datetime,
+    snapshot: bool = False,
 ) -> list[Project]:
-    """Each project of the campaign as its latest routing version stands."""
+    """Each project of the campaign as its latest routing version stands (by `now`, in a
+    snapshot)."""
     where = f"province_code = {_literal(province_code)} AND " if province_code else ""
     latest = ", ".join(f"argMax({f}, routing_version) AS p_{f}" for f in _PROJECT_FIELDS)
     rows = engine.query_read_only(
         f"SELECT project_id, max(routing_version) AS version, {latest}, "
         "argMax(toString(ifNull(kind, '')), routing_version) AS p_kind "
         f"FROM {database}.project_routing "
-        f"WHERE {where}campaign_id = {_literal(campaign.campaign_id)} GROUP BY project_id"
+        f"WHERE {where}campaign_id = {_literal(campaign.campaign_id)} "
+        f"{_up_to(now, snapshot)}GROUP BY project_id"
     )
     projects = []
     for r in rows:
@@ -872,6 +971,31 @@ def _today(now: dt.datetime, settings: Settings) -> dt.date:
     return now.astimezone(_zone(settings)).date()
 
 
+# Which of an entity's history rows is its latest (as the rollups choose).
+_VERSION = "(occurred_at, _offset)"
+
+
+def _up_to(now: dt.datetime, snapshot: bool) -> str:
+    """`AND occurred_at <= now ` in a snapshot, else nothing."""
+    return f"AND occurred_at < {_after(now)} " if snapshot else ""
+
+
+def _up_to_day(today: dt.date, snapshot: bool) -> str:
+    return f"AND day <= {_date_literal(today)} " if snapshot else ""
+
+
+def _heard_that_day(database: str, settings: Settings, where: str, *, now: dt.datetime) -> str:
+    """A subquery shaped like v_camera_status (province_code, camera_id, last_seen, reachable)
+    over the heartbeats of the day of `now`, up to `now`: a snapshot's camera states."""
+    day_start = dt.datetime.combine(_today(now, settings), dt.time(), _zone(settings))
+    return (
+        "(SELECT province_code, camera_id, max(occurred_at) AS last_seen, "
+        f"argMax(reachable, {_VERSION}) AS reachable FROM {database}.camera_heartbeats "
+        f"WHERE {where} AND occurred_at >= {_time_literal(day_start)} "
+        f"AND occurred_at < {_after(now)} GROUP BY province_code, camera_id)"
+    )
+
+
 def _by_province(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {str(r["province_code"]): r for r in rows}
 
@@ -920,6 +1044,13 @@ def _time_literal(moment: dt.datetime) -> str:
     """A DateTime literal (whole seconds, UTC) that both engines compare with their columns."""
     utc = moment.astimezone(dt.UTC)
     return f"toDateTime('{utc:%Y-%m-%d %H:%M:%S}', 'UTC')"
+
+
+def _after(moment: dt.datetime) -> str:
+    """The first whole second after `moment`, as a literal: `column < _after(t)` holds for
+    every instant up to and including t, milliseconds too (23:59:59.999 is before 00:00:00)."""
+    utc = moment.astimezone(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+    return _time_literal(utc)
 
 
 def _date_literal(day: dt.date) -> str:

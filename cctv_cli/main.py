@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="write there instead of standard output")
     p.set_defaults(handler=_sql)
 
+    from cctv_cli.report import add_commands as add_report_commands
+
+    add_report_commands(sub, load_context)
+
     p = sub.add_parser("worker", help="run the Faust stream processors (until Ctrl-C)")
     # Default: the settings' log_level.
     p.add_argument("--loglevel", default=None, choices=["crit", "error", "warn", "info", "debug"])
