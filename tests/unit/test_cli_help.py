@@ -19,6 +19,7 @@ COMMANDS = [
     "sink",
     "simulate",
     "dashboard",
+    "report",
     "demo",
     "settings",
 ]

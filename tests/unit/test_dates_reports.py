@@ -167,3 +167,38 @@ def test_an_empty_report_says_what_to_do(provinces: Provinces, campaign: Campaig
     lines = _report([], provinces, campaign)
     assert any("publish camera registrations" in line for line in lines)
     assert lines[-1] == "0 province(s), 0 registered camera(s) in total"
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2020-12-31", dt.date(2020, 12, 31)),
+        ("2563-12-31", dt.date(2020, 12, 31)),  # B.E.: a year of 2400 or more
+        ("2563-02-29", dt.date(2020, 2, 29)),  # 2563 is no leap year, 2020 is
+        (" 2569-11-27 ", dt.date(2026, 11, 27)),
+        ("2399-01-01", dt.date(2399, 1, 1)),
+    ],
+)
+def test_parse_day_reads_ce_and_be(text: str, day: dt.date) -> None:
+    from cctv.dates import parse_day
+
+    assert parse_day(text) == day
+
+
+@pytest.mark.parametrize("text", ["", "31/12/2563", "2563-13-01", "2564-02-29", "20201231"])
+def test_parse_day_names_the_field(text: str) -> None:
+    from cctv.dates import parse_day
+    from cctv.exceptions import InputError
+
+    with pytest.raises(InputError, match="^--date: "):
+        parse_day(text, field="--date")
+
+
+def test_long_be_dates() -> None:
+    from cctv.dates import format_be_long, format_be_long_time
+
+    assert format_be_long(dt.date(2026, 11, 27)) == "27 พฤศจิกายน 2569"
+    assert (
+        format_be_long_time(dt.datetime(2020, 12, 31, 16, 59, 59, tzinfo=UTC))
+        == "31 ธันวาคม 2563 เวลา 23:59 น."
+    )
