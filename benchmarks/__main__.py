@@ -21,6 +21,7 @@ from pathlib import Path
 
 from benchmarks import (
     codec_speed,
+    dashboard_speed,
     gateway_speed,
     health_speed,
     kafka_baseline,
@@ -75,6 +76,13 @@ SECTIONS: tuple[Section, ...] = (
         needs_broker=True,
         run=gateway_speed.run_section,
     ),
+    Section(
+        name=dashboard_speed.SECTION,
+        description="dashboard page latency (p50/p95) over 100 million heartbeats and a year "
+        "of health windows, with and without the rollups, on chDB and the 18.16 server",
+        needs_broker=False,
+        run=dashboard_speed.run_section,
+    ),
 )
 
 
@@ -119,6 +127,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--bootstrap",
         metavar="HOST:PORT",
         help="use this Kafka broker instead of starting a throwaway one",
+    )
+    board = parser.add_argument_group(f"section {dashboard_speed.SECTION}")
+    board.add_argument(
+        "--dashboard-rows",
+        type=_positive,
+        default=dashboard_speed.DEFAULT_ROWS,
+        help=f"heartbeat rows generated (default {dashboard_speed.DEFAULT_ROWS:_})",
+    )
+    board.add_argument(
+        "--dashboard-cameras",
+        type=_positive,
+        default=dashboard_speed.DEFAULT_CAMERAS,
+        help=f"cameras they come from (default {dashboard_speed.DEFAULT_CAMERAS:_})",
+    )
+    board.add_argument(
+        "--dashboard-days",
+        type=_positive,
+        default=dashboard_speed.DEFAULT_DAYS,
+        help=f"days of history they span, and of province health windows "
+        f"(default {dashboard_speed.DEFAULT_DAYS})",
+    )
+    board.add_argument(
+        "--dashboard-repeat",
+        type=_positive,
+        default=dashboard_speed.DEFAULT_REPEAT,
+        help=f"timed runs of each page (default {dashboard_speed.DEFAULT_REPEAT})",
     )
     codec = parser.add_argument_group(f"section {codec_speed.SECTION}")
     codec.add_argument(

@@ -89,16 +89,20 @@ CAMERA_STATUS = Rollup(
     "province_code, camera_id",
 )
 
-# Each province window once (the health agent may emit a window again): summed per day on read.
+# Each province window once. A window is final when the health agent emits it (heartbeats later
+# than its lateness count in the next window), so its copies -- a replay, or the agent emitting
+# again after a crash -- are identical, and the max of identical values is the value: max
+# states, which cost a materialized view far less than argMax (docs/BENCHMARKS.md). The day's
+# figures are summed over these windows at read time (v_availability_daily).
 AVAILABILITY_WINDOWS = Rollup(
     "availability_windows",
     "health_windows",
     "SELECT province_code, toDate(window_start, '{tz}') AS day, window_start, "
-    "argMaxState(heartbeats, {v}) AS heartbeats, "
-    "argMaxState(reachable_heartbeats, {v}) AS reachable_heartbeats, "
-    "argMaxState(ifNull(camera_availability_pct, -1.0), {v}) AS camera_availability_pct, "
-    "argMaxState(ifNull(cameras_known, -1), {v}) AS cameras_known, "
-    "argMaxState(ifNull(cameras_offline, -1), {v}) AS cameras_offline "
+    "maxState(heartbeats) AS heartbeats, "
+    "maxState(reachable_heartbeats) AS reachable_heartbeats, "
+    "maxState(ifNull(camera_availability_pct, -1.0)) AS camera_availability_pct, "
+    "maxState(ifNull(cameras_known, -1)) AS cameras_known, "
+    "maxState(ifNull(cameras_offline, -1)) AS cameras_offline "
     "FROM {source} WHERE scope = 'PROVINCE' GROUP BY province_code, day, window_start",
     "province_code, day, window_start",
     "toYYYYMM(day)",
@@ -161,9 +165,9 @@ def _views(db: str, tz: str) -> list[str]:
         "if(sum(hb) = 0, NULL, sum(rh) * 100.0 / sum(hb)) AS availability_pct, "
         "if(countIf(cap >= 0) = 0, NULL, sumIf(cap, cap >= 0) / countIf(cap >= 0)) "
         "AS camera_availability_pct FROM ("
-        "SELECT province_code, day, window_start, toInt64(argMaxMerge(heartbeats)) AS hb, "
-        "toInt64(argMaxMerge(reachable_heartbeats)) AS rh, "
-        "argMaxMerge(camera_availability_pct) AS cap "
+        "SELECT province_code, day, window_start, toInt64(maxMerge(heartbeats)) AS hb, "
+        "toInt64(maxMerge(reachable_heartbeats)) AS rh, "
+        "maxMerge(camera_availability_pct) AS cap "
         f"FROM {db}.availability_windows GROUP BY province_code, day, window_start) "
         "GROUP BY province_code, day",
         f"CREATE VIEW IF NOT EXISTS {db}.v_quota_daily AS "
