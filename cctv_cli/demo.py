@@ -30,6 +30,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -482,7 +483,7 @@ class Demo:
         for sim in self.simulators:  # they stop by themselves after --seconds
             try:
                 sim.proc.wait(60)
-            except Exception:  # noqa: BLE001 - still running: stop it as Ctrl-C would
+            except subprocess.TimeoutExpired:  # still running: stop it as Ctrl-C would
                 self.supervisor.stop(sim)
         self.supervisor.check()
         for child in self.supervisor.children:  # the live cameras' heartbeats end with it
