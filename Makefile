@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: help setup venv jars clickhouse media browser up down status topics demo test test-unit lint bench clean
 
 help:
-	@echo "make demo    - local Kafka + Faust worker + sink + ClickHouse, sample inventory end to end"
+	@echo "make demo    - the whole system on this machine, a simulated December 2563 (Ctrl-C stops it)"
+	@echo "               make demo DEMO_SECONDS=60: a bounded run that ends with a summary"
 	@echo "make test    - unit + integration + e2e tests against real Kafka and ClickHouse engines"
 	@echo "make bench   - benchmarks, written to docs/BENCHMARKS.md"
 	@echo "make up/down - start/stop the local Kafka broker (var/kafka) and apply the topics"
@@ -49,8 +50,15 @@ down:
 status: venv
 	$(PY) -m infra.kafka.broker status
 
-demo: venv
-	$(CCTV) demo
+# Everything the demo runs: the venv, Kafka's jars, Debian's clickhouse-server (chDB allows one
+# process per directory, and the sink writes while the dashboard reads) and the media tools for
+# the prober's camera streams (without them the demo says so and runs without the prober).
+# DEMO_SECONDS=N: N seconds of simulation, then a summary and exit 0 when figures reached
+# ClickHouse and the dashboard answered. DEMO_ARGS: more options of `cctv demo --help`.
+DEMO_SECONDS ?=
+DEMO_ARGS ?=
+demo: venv jars clickhouse media
+	$(CCTV) demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS)) $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest tests

@@ -44,6 +44,7 @@ from cctv.exceptions import InputError
 from cctv.provinces import Province, Provinces
 from cctv.settings import Settings
 from cctv.storage.engines import Engine
+from cctv.storage.tables import HISTORY_TABLES
 
 # Quota status of a province, as shown: the QuotaStatus symbols, and two of our own.
 MET, ON_TRACK, AT_RISK, MISSED = "MET", "ON_TRACK", "AT_RISK", "MISSED"
@@ -507,6 +508,30 @@ def alerts_since(
 
 
 # -- the queries behind them -----------------------------------------------------------------
+
+
+def history_rows(engine: Engine, *, database: str) -> dict[str, int]:
+    """Rows stored in each history table (replays included until merged away: what reached
+    ClickHouse, not a deduplicated figure), in the order of `HISTORY_TABLES`."""
+    parts = " UNION ALL ".join(
+        f"SELECT {_literal(spec.name)} AS name, count() AS n FROM {database}.{spec.name}"
+        for spec in HISTORY_TABLES
+    )
+    found = {str(r["name"]): int(r["n"]) for r in engine.query_read_only(parts)}
+    return {spec.name: found.get(spec.name, 0) for spec in HISTORY_TABLES}
+
+
+def registered_among(engine: Engine, *, database: str, camera_ids: Sequence[str]) -> dict[str, int]:
+    """province_code -> cameras of `camera_ids` whose latest registration there is not
+    RETIRED (`v_cameras`): whether a province's inventory file arrived whole."""
+    if not camera_ids:
+        return {}
+    listed = ", ".join(map(_literal, sorted(set(camera_ids))))
+    rows = engine.query_read_only(
+        "SELECT province_code, countIf(toString(change) != 'RETIRED') AS registered "
+        f"FROM {database}.v_cameras WHERE camera_id IN ({listed}) GROUP BY province_code"
+    )
+    return {str(r["province_code"]): int(r["registered"]) for r in rows}
 
 
 def _province_statuses(

@@ -1,32 +1,79 @@
-"""`make demo` / `cctv demo`: the whole pipeline on this machine, end to end.
+"""`make demo` / `cctv demo`: the whole system on this machine, started and stopped as one.
 
-local Kafka up -> topics -> Faust worker + ClickHouse sink (own processes) -> publish the sample
-inventory -> wait until the derived counts are in ClickHouse -> stop the processes -> report.
+Kafka broker (local, KRaft) -> topics -> ClickHouse server (Debian's package, its own data under
+data_dir) -> `cctv db migrate` -> an SMTP server that keeps mail in a folder -> gateway keys
+for the provinces that publish over HTTP -> the sample inventory (`cctv publish`) -> a few live
+cameras: clips made with ffmpeg, served over RTSP, registered as linked cameras -> worker, sink,
+mailer, gateway, dashboard (reading as the read-only analyst) and prober -> the fleet simulator
+replaying December 2563: through the gateway for GATEWAY_PROVINCES, straight to Kafka for the
+others.
 
-The demo is a composition root like the command line: it starts the processes it needs. It
-publishes the sample file of a source checkout, so it runs from one (`make demo`); everything
-it writes (the local broker's data, the processes' logs) goes under the settings' data_dir.
+While it runs it prints the dashboard's URL and a live summary line (events sent, rows in
+ClickHouse, provinces meeting quota, open alerts) read back from Kafka, ClickHouse and the
+dashboard. Ctrl-C (SIGINT) or SIGTERM stops every process it started -- each runs in its own
+process group, stopped as a group -- and the servers it started. `--seconds N` runs a bounded
+demo: N seconds of simulation, then the pipeline drains, a summary is printed (and written to
+data_dir/demo/summary.json), everything stops, and the exit code says whether figures reached
+ClickHouse and the dashboard answered.
+
+The demo is a composition root like the command line: it alone knows every part. Everything
+it writes goes under the settings' data_dir: kafka/, clickhouse/, faust/, mailer/, snapshots/,
+log/ (one log per process) and demo/ (clips, keys, mail, summary).
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import importlib.util
+import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
+import yaml
+
+from cctv.context import Context
 from cctv.exceptions import CctvError
 from cctv.settings import Settings
+from cctv_cli.demo_processes import Supervisor
+from cctv_cli.demo_report import ProgressLine, Snapshot, Watcher, summary_text, write_summary
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SAMPLE = CHECKOUT / "samples" / "camera_inventory.csv"
+# Provinces whose simulated systems publish through the gateway's HTTP API (one key each); the
+# other provinces' systems produce straight to Kafka.
+GATEWAY_PROVINCES = ("TH-50",)
+# The live cameras the prober watches: (camera id, province, what its clip shows).
+LIVE_CAMERAS = (
+    ("DEMO-TH-10-LIVE-0001", "TH-10", "normal"),
+    ("DEMO-TH-10-LIVE-0002", "TH-10", "frozen"),
+    ("DEMO-TH-50-LIVE-0003", "TH-50", "black"),
+)
+LIVE_INTERVAL_SECONDS = 10  # the prober probes each live camera this often
 
 
-def say(text: str) -> None:
-    print(f"[demo] {text}", flush=True)
+@dataclass(frozen=True)
+class DemoOptions:
+    seconds: float | None = None  # None: until Ctrl-C
+    cameras: int = 300  # simulated cameras, all provinces together
+    december_in: float = 300  # real seconds the simulator takes for December 2563
+    heartbeat_minutes: float = 60  # simulated minutes between a simulated camera's heartbeats
+    seed: int = 2563
+    progress_seconds: float = 5
+    drain_seconds: float = 180  # a bounded demo waits at most this long for the pipeline
+
+
+def say(text: str, out: TextIO | None = None) -> None:
+    print(f"[demo] {text}", file=out or sys.stdout, flush=True)
 
 
 def expected_counts(sample: Path) -> dict[str, int]:
@@ -45,183 +92,523 @@ def expected_counts(sample: Path) -> dict[str, int]:
     return counts
 
 
-def run_demo(settings: Settings, *, sample: Path = SAMPLE, timeout: float = 180) -> int:
-    from cctv.context import Context
-    from cctv.kafka import apply_topics
-    from cctv.reports import registered_cameras_report
-    from cctv_cli.publish import publish_file
-    from infra.kafka.broker import KafkaBroker
+def run_demo(settings: Settings, options: DemoOptions | None = None) -> int:
+    return Demo(settings, options or DemoOptions()).run()
 
-    if not sample.is_file():
-        raise CctvError(
-            f"the demo publishes {sample.name} from a source checkout's samples/, "
-            f"and {sample} does not exist: run `make demo` in a checkout"
-        )
-    ctx = Context.load(settings)
-    log_dir = settings.data_dir / "log"
-    log_dir.mkdir(parents=True, exist_ok=True)
 
-    host, _, port = settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")
-    broker_home = settings.data_dir / "kafka"
-    if host in ("127.0.0.1", "localhost"):
-        say(f"starting the local Kafka broker on {host}:{port} (first run fetches its jars)")
-        KafkaBroker(home=broker_home, port=int(port), controller_port=int(port) + 1).start()
-    say(f"applying the topic registry to {settings.kafka.bootstrap_servers}")
-    apply_topics(settings.kafka, ctx.topics, log=lambda line: None)
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo as Ctrl-C does
 
-    store = ctx.open_migrated_store()
-    where = store.engine.description
-    store.engine.close()  # chDB: one process at a time; the sink opens it next
 
-    procs = {
-        "worker": _spawn([sys.executable, "-m", "stream_processors"], log_dir / "worker.log"),
-        "sink": _spawn([sys.executable, "-m", "services.sink"], log_dir / "sink.log"),
-    }
-    say(f"worker and sink running (logs in {_shown(log_dir)}/), sink writes to {where}")
-    try:
-        say(f"publishing {_shown(sample)}")
-        if publish_file(ctx, kind="cameras", path=str(sample)) != 0:
-            raise CctvError("the sample inventory was not published cleanly")
-        expected = expected_counts(sample)
-        say(f"waiting for registered counts of {len(expected)} provinces to reach ClickHouse")
-        _wait_for(
-            lambda: _matches(_derived_counts(ctx), expected),
-            timeout,
-            procs,
-            "derived province counts",
-            log_dir,
-        )
-        _wait_for(
-            lambda: _sink_caught_up(ctx), timeout, procs, "the sink to commit everything", log_dir
-        )
-    finally:
-        for name, proc in procs.items():
-            _stop(proc, name)
+@dataclass
+class Demo:
+    settings: Settings
+    options: DemoOptions
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    servers: list = field(default_factory=list)  # the local servers this demo started
 
-    store = ctx.open_store()
-    try:
-        print()
-        print(registered_cameras_report(store, ctx.provinces, ctx.campaign))
-    finally:
+    def __post_init__(self) -> None:
+        self.data_dir = self.settings.data_dir.resolve()
+        self.work = self.data_dir / "demo"
+        self.log_dir = self.data_dir / "log"
+        self.supervisor: Supervisor | None = None
+        self.watcher: Watcher | None = None
+        self.progress = ProgressLine(self.out)
+        self.notes: dict[str, str] = {}  # what the summary adds about the parts
+        self.simulators: list = []
+
+    def say(self, text: str) -> None:
+        self.progress.end()
+        say(text, self.out)
+
+    # -- the whole run ---------------------------------------------------------------------
+    def run(self) -> int:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            try:
+                self.start()
+                return self.watch()
+            except KeyboardInterrupt:
+                self.say("interrupted: stopping everything ...")
+                return 130
+        finally:
+            # A second Ctrl-C must not cut the clean-up short and leave processes behind.
+            signal.signal(signal.SIGINT, lambda *_: self.say("still stopping, please wait ..."))
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                self.shutdown()
+            finally:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, previous)
+
+    def shutdown(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+        if self.supervisor is not None:
+            self.supervisor.stop_all(self.say)
+        for server in reversed(self.servers):
+            self.say(f"stopping {server!r}")
+            server.stop()
+        self.say("stopped: no process of the demo is left running")
+
+    # -- start-up ----------------------------------------------------------------------------
+    def start(self) -> None:
+        from infra.errors import InfraError
+
+        for directory in (self.work, self.log_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.say(f"data under {self.data_dir}, one log per process in {self.log_dir}")
+        try:
+            self._start_kafka()
+            clickhouse_url, reader_url, http_port = self._start_clickhouse()
+        except InfraError as exc:
+            raise CctvError(str(exc)) from exc
+
+        self.ports = self._ports()
+        env = self._child_env(clickhouse_url, reader_url, http_port)
+        ctx = Context.load(Settings.load(environ=env))
+        self.ctx = ctx
+        self.supervisor = Supervisor(log_dir=self.log_dir, env=env, cwd=Path.cwd())
+
+        from cctv.kafka import apply_topics
+
+        self.say(f"applying the topic registry to {ctx.settings.kafka.bootstrap_servers}")
+        apply_topics(ctx.settings.kafka, ctx.topics, log=lambda line: None)
+        self.say("cctv db migrate: tables, rollups and views")
+        store = ctx.open_migrated_store()
+        self.say(f"database {store.database} ready on {store.engine.description}")
         store.engine.close()
-    print()
-    # `make down` stops the broker in the checkout's var/kafka, the default data_dir's.
-    if broker_home.resolve() == (CHECKOUT / "var" / "kafka").resolve():
-        stop = "`make down`"
-    else:
-        stop = f"`python -m infra.kafka.broker down --home {broker_home}`"
-    say(f"done. Kafka is still running: {stop} stops it; `make demo` again is idempotent.")
-    return 0
 
+        from services.dashboard.run import engine_opener
 
-def _shown(path: Path) -> Path:
-    """`path` relative to the working directory when it is below it, as people typed it."""
-    try:
-        return path.resolve().relative_to(Path.cwd())
-    except ValueError:
+        dashboard_url = f"http://127.0.0.1:{self.ports['dashboard']}"
+        self.watcher = Watcher(ctx, engine_opener(ctx.settings), dashboard_url)
+
+        self._start_smtp()
+        keys_file = self._gateway_keys(ctx)
+        self._publish_sample(ctx)
+        live = self._start_cameras(ctx)
+
+        sup = self.supervisor
+        python = sys.executable
+        sup.spawn("worker", [python, "-m", "stream_processors"])
+        sup.spawn("sink", [python, "-m", "services.sink"])
+        if "smtp" in self.ports:
+            sup.spawn("mailer", [python, "-m", "services.mailer"])
+        gateway = sup.spawn("gateway", [python, "-m", "services.gateway"])
+        dashboard = sup.spawn("dashboard", [python, "-m", "services.dashboard"])
+        if live:
+            sup.spawn("prober", [python, "-m", "services.prober", "--summary-seconds", "30"])
+        gateway_url = f"http://127.0.0.1:{self.ports['gateway']}"
+        self._wait_http(f"{gateway_url}/readyz", gateway.name, timeout=120)
+        self._wait_http(f"{dashboard_url}/healthz", dashboard.name, timeout=120)
+
+        self._start_simulators(ctx, gateway_url, keys_file)
+        self.say(f"dashboard (ศูนย์ติดตาม): {dashboard_url}")
+        self.say(f"gateway API: {gateway_url}/docs   mail to the subcommittee: {self.maildir}")
+        if self.options.seconds:
+            self.say(f"bounded demo: {self.options.seconds:g} s of simulation, then a summary")
+        else:
+            self.say("Ctrl-C stops everything")
+
+    def _start_kafka(self) -> None:
+        from infra.kafka.broker import KafkaBroker
+
+        host, _, port = self.settings.kafka.bootstrap_servers.split(",")[0].rpartition(":")
+        if host not in ("127.0.0.1", "localhost"):
+            self.say(f"using the Kafka cluster at {self.settings.kafka.bootstrap_servers}")
+            return
+        broker = KafkaBroker(
+            home=self.data_dir / "kafka",
+            port=int(port),
+            controller_port=_free_or_any(int(port) + 1),
+        )
+        if broker.is_running():
+            self.say(f"using the Kafka broker already running on {broker.bootstrap} (left running)")
+            return
+        self.say(f"starting Kafka on {broker.bootstrap} (the first run fetches its jars)")
+        broker.start(timeout=180)
+        self.servers.append(broker)
+
+    def _start_clickhouse(self) -> tuple[str, str, int | None]:
+        """(the writers' URL, the dashboard's read-only URL, the HTTP port)."""
+        ch = self.settings.clickhouse
+        if ch.url is not None:
+            reader = self.settings.dashboard.clickhouse_url or ch.url
+            self.say("using the ClickHouse server of the settings (clickhouse.url)")
+            return ch.url.get_secret_value(), reader.get_secret_value(), ch.http_port
+        from infra.clickhouse.server import ClickHouseServer
+        from infra.ports import free_ports
+
+        tcp, http = free_ports(2)
+        server = ClickHouseServer(
+            home=self.data_dir / "clickhouse",
+            tcp_port=tcp,
+            http_port=http,
+            analyst_password=secrets.token_urlsafe(18),  # this run's; stored hashed
+        )
+        if server.pid() is not None:  # an earlier demo's, left by a crash: ours to stop
+            server.stop()
+        # chDB lets one process at a time open its directory; the sink writes while the
+        # dashboard reads, so the demo runs Debian's ClickHouse server (`make setup`).
+        self.say(f"starting the ClickHouse server on 127.0.0.1:{tcp} (data {server.data_dir})")
+        server.start(timeout=120)
+        self.servers.append(server)
+        return server.url, server.analyst_url, http
+
+    def _ports(self) -> dict[str, int]:
+        ports = {
+            "gateway": _free_or_any(self.settings.gateway.port),
+            "dashboard": _free_or_any(self.settings.dashboard.port),
+        }
+        if importlib.util.find_spec("aiosmtpd") is not None:
+            ports["smtp"] = _free_or_any(2525)
+        else:
+            self.notes["mailer"] = "not started: aiosmtpd is missing (`make venv` installs it)"
+        ports["rtsp"] = _free_or_any(8554)
+        return ports
+
+    def _child_env(self, clickhouse_url: str, reader_url: str, http_port: int | None) -> dict:
+        """The processes' settings: the demo's own, then what the demo decides, as environment
+        (which wins over a settings file)."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("CCTV_MAILER__USERNAME", "CCTV_MAILER__PASSWORD", "CCTV_MAILER__CA_FILE")
+        }
+        live_ids = ", ".join(f"{cid}: {{interval_seconds: {LIVE_INTERVAL_SECONDS}}}"
+                             for cid, _, _ in LIVE_CAMERAS)  # fmt: skip
+        env.update(
+            {
+                "CCTV_DATA_DIR": str(self.data_dir),
+                "CCTV_CLICKHOUSE__URL": clickhouse_url,
+                "CCTV_CLICKHOUSE__HTTP_PORT": str(http_port or ""),
+                "CCTV_DASHBOARD__CLICKHOUSE_URL": reader_url,
+                "CCTV_DASHBOARD__HOST": "127.0.0.1",
+                "CCTV_DASHBOARD__PORT": str(self.ports["dashboard"]),
+                "CCTV_GATEWAY__HOST": "127.0.0.1",
+                "CCTV_GATEWAY__PORT": str(self.ports["gateway"]),
+                "CCTV_MAILER__SMTP_HOST": "127.0.0.1",
+                "CCTV_MAILER__SMTP_PORT": str(self.ports.get("smtp", 25)),
+                "CCTV_MAILER__SECURITY": "none",
+                # The worker's web server is not needed, and 6066 may be taken.
+                "CCTV_PROCESSORS__WEB_PORT": "0",
+                # The simulator replays December 2563: the rules' clock follows its simulated
+                # time (--rules-clock), not this machine's calendar, and the health agent gets
+                # no wall-clock ticks, which would call every simulated camera silent for years.
+                "CCTV_PROCESSORS__CLOCK_INTERVAL_SECONDS": "0",
+                "CCTV_HEALTH__TICK_INTERVAL_SECONDS": "0",
+                "CCTV_HEALTH__THRESHOLDS__INTERVAL_SECONDS": str(
+                    int(self.options.heartbeat_minutes * 60)
+                ),
+                "CCTV_HEALTH__CAMERAS": "{" + live_ids + "}",
+                "CCTV_PROBER__THRESHOLDS__INTERVAL_SECONDS": str(LIVE_INTERVAL_SECONDS),
+                "CCTV_PROBER__INVENTORY_REFRESH_SECONDS": "30",
+                "CCTV_PROBER__POOL_SIZE": "2",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if not http_port:
+            env.pop("CCTV_CLICKHOUSE__HTTP_PORT")
+        return env
+
+    def _start_smtp(self) -> None:
+        self.maildir = self.work / "mail"
+        if "smtp" not in self.ports:
+            return
+        assert self.supervisor is not None
+        smtp = self.supervisor.spawn(
+            "smtp",
+            [sys.executable, "-m", "infra.mail.smtp_sink", "--port", str(self.ports["smtp"]),
+             "--maildir", str(self.maildir)],
+        )  # fmt: skip
+        self.supervisor.wait_for_line(smtp, lambda line: line.startswith("ready"), timeout=60)
+        self.say(f"SMTP server on 127.0.0.1:{self.ports['smtp']} keeps mail in {self.maildir}")
+
+    def _gateway_keys(self, ctx: Context) -> Path:
+        from cctv_cli.keys import issue_key
+
+        keys = {}
+        for code in GATEWAY_PROVINCES:
+            secret, stored = issue_key(ctx, province=code, note="make demo")
+            keys[code] = secret
+            self.say(f"gateway key {stored.key_id} for {code} (cctv keys list shows it)")
+        path = self.work / "gateway-keys.yaml"
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(yaml.safe_dump(keys), encoding="utf-8")
         return path
 
+    def _publish_sample(self, ctx: Context) -> None:
+        from cctv_cli.publish import publish_file
 
-def _spawn(cmd: list[str], log_file: Path) -> subprocess.Popen:
-    # The children inherit this process's environment and working directory, so they load the
-    # same settings and resolve a relative data_dir to the same place.
-    out = log_file.open("ab")
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        say(f"{name} did not stop in {timeout:.0f} s; killing it")
-        proc.kill()
-        proc.wait()
-
-
-def _wait_for(
-    check: Callable[[], bool],
-    timeout: float,
-    procs: dict[str, subprocess.Popen],
-    what: str,
-    log_dir: Path,
-) -> None:
-    deadline = time.monotonic() + timeout
-    next_note = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                raise CctvError(
-                    f"the {name} exited with code {proc.returncode}; "
-                    f"see {_shown(log_dir / f'{name}.log')}"
-                )
-        if check():
+        if not SAMPLE.is_file():
+            self.notes["sample inventory"] = f"not published: {SAMPLE} is missing"
             return
-        if time.monotonic() >= next_note:
-            say(f"still waiting for {what} ...")
-            next_note += 15
-        time.sleep(1)
-    raise CctvError(f"timed out after {timeout:.0f} s waiting for {what}; see {_shown(log_dir)}/")
+        self.say(f"publishing the sample inventory {SAMPLE.name} (as `cctv publish`)")
+        if publish_file(ctx, kind="cameras", path=str(SAMPLE)) != 0:
+            raise CctvError("the sample inventory was not published cleanly")
 
+    def _start_cameras(self, ctx: Context) -> bool:
+        """Clips -> RTSP server -> linked registrations the prober finds in the inventory."""
+        from cctv_cli.publish import publish_file
+        from infra.media import CLIP_SOURCES, make_clip, missing_tools, rtsp_command, rtsp_config
 
-def _matches(latest: dict[str, int], expected: dict[str, int]) -> bool:
-    return all(latest.get(code) == n for code, n in expected.items())
-
-
-def _derived_counts(ctx) -> dict[str, int]:
-    """Latest registered count per province on the derived topic."""
-    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-    from cctv import kafka as kafka_clients
-
-    spec = ctx.topics["province_inventory"]
-    consumer = kafka_clients.consumer(
-        ctx.settings.kafka, group_id="cctv-demo-probe", client_suffix="demo"
-    )
-    try:
-        consumer.assign(
-            [TopicPartition(spec.name, p, OFFSET_BEGINNING) for p in range(spec.partitions)]
-        )
-        latest: dict[str, int] = {}
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(spec.name, p), timeout=10)[1]
-            for p in range(spec.partitions)
-        }
-        remaining = {p for p, end in ends.items() if end > 0}
-        while remaining:
-            msg = consumer.poll(2)
-            if msg is None:
-                break
-            if msg.error():
-                continue
-            record = ctx.codec.decode(msg.value()).record
-            latest[record["province_code"]] = record["registered_cameras"]
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                remaining.discard(msg.partition())
-        return latest
-    finally:
-        consumer.close()
-
-
-def _sink_caught_up(ctx) -> bool:
-    from confluent_kafka import TopicPartition
-
-    from cctv import kafka as kafka_clients
-
-    s = ctx.settings
-    consumer = kafka_clients.consumer(s.kafka, group_id=s.sink.group_id, client_suffix="demo-lag")
-    try:
-        parts = [
-            TopicPartition(ctx.topics[logical].name, p)
-            for logical in s.sink.topics
-            for p in range(ctx.topics[logical].partitions)
-        ]
-        for tp in consumer.committed(parts, timeout=10):
-            end = consumer.get_watermark_offsets(tp, timeout=10)[1]
-            if end > 0 and tp.offset < end:
-                return False
+        missing = missing_tools()
+        if missing:
+            self.notes["prober"] = f"not started: {missing}"
+            self.say(f"no live cameras and no prober: {missing}; the demo goes on without them")
+            return False
+        assert self.supervisor is not None
+        media = self.work / "media"
+        self.say(f"making {len(LIVE_CAMERAS)} camera clips with ffmpeg in {media}")
+        mounts = {}
+        for _, _, kind in LIVE_CAMERAS:
+            mounts[f"/{kind}"] = str(make_clip(media / f"{kind}.mp4", CLIP_SOURCES[kind]))
+        port = self.ports["rtsp"]
+        config = rtsp_config(media / "rtsp.json", [{"port": port, "mounts": mounts}])
+        rtsp = self.supervisor.spawn("rtsp", rtsp_command(config))
+        self.supervisor.wait_for_line(rtsp, lambda line: line.startswith("ready"), timeout=60)
+        rows = self.work / "live-cameras.csv"
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with rows.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(
+                ["camera_id", "change", "province_code", "owner_agency", "name_th", "name_en",
+                 "stream_url", "resolution_width", "resolution_height", "expected_fps", "linked",
+                 "occurred_at"]
+            )  # fmt: skip
+            for n, (camera_id, province, kind) in enumerate(LIVE_CAMERAS, start=1):
+                writer.writerow(
+                    [camera_id, "REGISTERED", province, "ศูนย์สาธิต (demo)",
+                     f"กล้องสาธิต {n}", f"Demo camera {n} ({kind})",
+                     f"rtsp://127.0.0.1:{port}/{kind}", 320, 240, 10, "true", now]
+                )  # fmt: skip
+        if publish_file(ctx, kind="cameras", path=str(rows)) != 0:
+            raise CctvError("the live cameras' registrations were not published cleanly")
+        self.say(f"RTSP server on 127.0.0.1:{port}: {', '.join(sorted(mounts))}")
         return True
-    finally:
-        consumer.close()
+
+    def _start_simulators(self, ctx: Context, gateway_url: str, keys_file: Path) -> None:
+        from services.simulator.run import load_config
+        from services.simulator.world import camera_counts
+
+        assert self.supervisor is not None
+        config = load_config(ctx)
+        codes = sorted(p.code for p in ctx.provinces)
+        counts = camera_counts(
+            config.populations,
+            codes,
+            total=self.options.cameras,
+            minimum=config.fleet.min_cameras_per_province,
+        )
+        via_gateway = sum(counts[c] for c in GATEWAY_PROVINCES)
+        others = [c for c in codes if c not in GATEWAY_PROVINCES]
+        span = config.calendar.days * 86_400
+        december_in = self.options.december_in
+        if self.options.seconds:
+            december_in = min(december_in, self.options.seconds)
+        speed = span / december_in
+        common = ["--speed", f"{speed:.0f}", "--seed", str(self.options.seed)]
+        if self.options.seconds:
+            common += ["--seconds", f"{self.options.seconds:g}"]
+        python = sys.executable
+        self.simulators = [
+            self.supervisor.spawn(
+                "simulator-gateway",
+                [python, "-m", "services.simulator", "--via", "gateway",
+                 "--gateway-url", gateway_url, "--keys-file", str(keys_file),
+                 "--provinces", ",".join(GATEWAY_PROVINCES), "--cameras", str(via_gateway),
+                 *common],
+                stop_signal=signal.SIGINT,  # it flushes what it holds, then exits
+                finite=True,
+            ),
+            self.supervisor.spawn(
+                "simulator-kafka",
+                [python, "-m", "services.simulator", "--via", "kafka", "--rules-clock",
+                 "--provinces", ",".join(others),
+                 "--cameras", str(self.options.cameras - via_gateway), *common],
+                stop_signal=signal.SIGINT,
+                finite=True,
+            ),
+        ]  # fmt: skip
+        self.say(
+            f"simulating {self.options.cameras} cameras in 77 provinces, December 2563 in "
+            f"{december_in:g} s ({speed:,.0f}x): {', '.join(GATEWAY_PROVINCES)} through the "
+            f"gateway ({via_gateway} cameras), {len(others)} provinces straight to Kafka"
+        )
+
+    def _wait_http(self, url: str, name: str, *, timeout: float) -> None:
+        assert self.supervisor is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            self.supervisor.check()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() >= deadline:
+                raise CctvError(f"the {name} did not answer {url} in {timeout:.0f} s")
+            time.sleep(0.5)
+
+    # -- while it runs -----------------------------------------------------------------------
+    def watch(self) -> int:
+        assert self.supervisor is not None and self.watcher is not None
+        began = time.monotonic()
+        bounded = self.options.seconds
+        announced = False
+        while True:
+            self.supervisor.check()
+            self.progress.show(self.watcher.snapshot().line())
+            if bounded and time.monotonic() - began >= bounded:
+                break
+            if not announced and all(s.proc.poll() == 0 for s in self.simulators):
+                self.say("December 2563 replayed; the live cameras go on. Ctrl-C stops everything")
+                announced = True
+            self._sleep(self.options.progress_seconds, until=began + bounded if bounded else None)
+        return self.finish()
+
+    def _sleep(self, seconds: float, *, until: float | None) -> None:
+        end = time.monotonic() + seconds
+        if until is not None:
+            end = min(end, until)
+        while time.monotonic() < end:
+            time.sleep(0.2)
+
+    def finish(self) -> int:
+        """The bounded demo's end: simulators done, the pipeline drained, the summary."""
+        assert self.supervisor is not None and self.watcher is not None
+        for sim in self.simulators:  # they stop by themselves after --seconds
+            try:
+                sim.proc.wait(60)
+            except subprocess.TimeoutExpired:  # still running: stop it as Ctrl-C would
+                self.supervisor.stop(sim)
+        self.supervisor.check()
+        for child in self.supervisor.children:  # the live cameras' heartbeats end with it
+            if child.name == "prober":
+                self.supervisor.stop(child)
+        self.say("simulation over; waiting for the worker and the sink to catch up ...")
+        snap = self._drain()
+        extra = self._checks()
+        self.progress.end()
+        print(summary_text(snap, watcher=self.watcher, extra=extra), file=self.out, flush=True)
+        write_summary(self.work / "summary.json", snap, watcher=self.watcher, extra=extra)
+        problems = []
+        if not snap.rows.get("camera_heartbeats") or not snap.rows.get("quota_progress"):
+            problems.append("no heartbeats or no quota progress reached ClickHouse")
+        if not self.watcher.dashboard_answers:
+            problems.append("the dashboard never answered")
+        if extra.get("sample inventory", "").startswith("MISMATCH"):
+            problems.append("the sample inventory's cameras are not all in ClickHouse")
+        for problem in problems:
+            self.say(f"FAILED: {problem}")
+        self.say(f"summary written to {self.work / 'summary.json'}")
+        return 1 if problems else 0
+
+    def _drain(self) -> Snapshot:
+        """Snapshots until the consumers' lag is gone, or nothing moves any more (bounded)."""
+        assert self.watcher is not None
+        deadline = time.monotonic() + self.options.drain_seconds
+        previous: tuple | None = None
+        still = caught_up = 0
+        while True:
+            snap = self.watcher.snapshot()
+            lag = self._lag()
+            self.progress.show(f"{snap.line()} | behind {lag:,}")
+            state = (snap.rows_total, snap.events_total, lag)
+            still = still + 1 if state == previous else 0
+            caught_up = caught_up + 1 if lag == 0 else 0
+            previous = state
+            # Caught up twice in a row (a derived event may still be on its way between the
+            # two groups), or nothing moved three times (a transaction marker can keep a
+            # committed offset one short of the end for good).
+            if caught_up >= 2 or still >= 3:
+                return snap
+            if time.monotonic() >= deadline:
+                self.notes["drain"] = (
+                    f"stopped waiting after {self.options.drain_seconds:g} s, {lag:,} behind"
+                )
+                return snap
+            time.sleep(3)
+
+    def _lag(self) -> int:
+        """Events the worker and the sink have not committed yet (their groups' lag)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+        from cctv import kafka as kafka_clients
+
+        s = self.ctx.settings
+        admin = kafka_clients.admin(s.kafka)
+        reader = kafka_clients.consumer_for_reading(s.kafka, client_suffix="demo-lag")
+        total = 0
+        try:
+            for group in (s.processors.app_id, s.sink.group_id):
+                request = [ConsumerGroupTopicPartitions(group)]
+                result = admin.list_consumer_group_offsets(request)[group].result(timeout=15)
+                for tp in result.topic_partitions:
+                    if tp.offset < 0:
+                        continue
+                    end = reader.get_watermark_offsets(
+                        TopicPartition(tp.topic, tp.partition), timeout=10
+                    )[1]
+                    total += max(end - tp.offset, 0)
+        except Exception as exc:  # noqa: BLE001 - a figure for people; the run goes on
+            self.notes["lag"] = f"could not be read: {exc}"
+            return -1
+        finally:
+            reader.close()
+        return total
+
+    def _checks(self) -> dict[str, str]:
+        """What the old sample-inventory demo checked, and what the live parts did."""
+        from cctv import figures
+
+        assert self.watcher is not None
+        extra = dict(self.notes)
+        database = self.ctx.settings.clickhouse.database
+        engine = self.watcher.open_reader()
+        try:
+            if SAMPLE.is_file():
+                expected = expected_counts(SAMPLE)
+                ids = _camera_ids(SAMPLE)
+                found = figures.registered_among(engine, database=database, camera_ids=ids)
+                verdict = "as expected" if found == expected else f"MISMATCH: {found}"
+                extra["sample inventory"] = (
+                    f"{verdict}: {sum(expected.values())} cameras registered in "
+                    f"{len(expected)} provinces ({SAMPLE.name})"
+                )
+            if "prober" not in self.notes:
+                ids = ", ".join(f"'{cid}'" for cid, _, _ in LIVE_CAMERAS)
+                rows = engine.query_read_only(
+                    "SELECT count() AS n, uniqExact(camera_id) AS cameras "
+                    f"FROM {database}.camera_heartbeats WHERE camera_id IN ({ids})"
+                )
+                extra["live cameras"] = (
+                    f"{rows[0]['n']} heartbeats from the prober for {rows[0]['cameras']} of "
+                    f"{len(LIVE_CAMERAS)} RTSP cameras"
+                )
+        finally:
+            engine.close()
+        if "smtp" in self.ports:
+            mails = len(list(self.maildir.glob("*.eml")))
+            extra["mails"] = f"{mails} to the national subcommittee, kept in {self.maildir}"
+        return extra
+
+
+def _camera_ids(sample: Path) -> list[str]:
+    with sample.open(encoding="utf-8") as f:
+        return sorted({row["camera_id"] for row in csv.DictReader(f)})
+
+
+def _free_or_any(port: int) -> int:
+    """`port` when nothing listens on 127.0.0.1:`port`, else a free one the kernel picks."""
+    from infra.ports import free_port
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port

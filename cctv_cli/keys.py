@@ -45,10 +45,17 @@ def _all_keys(ctx: Context, timeout: float) -> dict[str, ApiKey]:
     return keys
 
 
-def create(ctx: Context, *, province: str, note: str | None) -> int:
-    province_code = ctx.provinces.resolve(province)
-    secret, stored = new_key(province_code, note=note)
+def issue_key(ctx: Context, *, province: str, note: str | None) -> tuple[str, ApiKey]:
+    """Make a key for `province`, store its hash in the keys topic (acknowledged by Kafka);
+    return (the key, to hand out once, its stored state)."""
+    secret, stored = new_key(ctx.provinces.resolve(province), note=note)
     _publish(ctx, stored)
+    return secret, stored
+
+
+def create(ctx: Context, *, province: str, note: str | None) -> int:
+    secret, stored = issue_key(ctx, province=province, note=note)
+    province_code = stored.province_code
     print(f"key id   {stored.key_id}")
     print(f"province {province_code}")
     print(f"key      {secret}")

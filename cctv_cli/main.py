@@ -287,7 +287,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, metavar="S")
     p.set_defaults(handler=_keys_revoke)
 
-    p = sub.add_parser("demo", help="the whole pipeline on this machine, with a sample inventory")
+    p = sub.add_parser(
+        "demo",
+        help="the whole system on this machine: Kafka, ClickHouse, every service, a simulated "
+        "December 2563 (until Ctrl-C, or --seconds)",
+        description="Start a local Kafka broker and ClickHouse server, every service (worker, "
+        "sink, mailer with a local SMTP server, gateway, prober on generated RTSP streams, "
+        "dashboard) and the fleet simulator replaying December 2563; print the dashboard's URL "
+        "and a live summary; stop everything on Ctrl-C. Data and logs go under data_dir.",
+    )
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        metavar="N",
+        help="bounded: N seconds of simulation, then drain, print a summary and stop (exit 0 "
+        "when figures reached ClickHouse and the dashboard answered)",
+    )
+    p.add_argument("--cameras", type=int, default=300, metavar="N", help="simulated cameras")
+    p.add_argument(
+        "--december-in",
+        type=float,
+        default=300,
+        metavar="S",
+        help="real seconds to replay December 2563 in (default 300; at most --seconds)",
+    )
+    p.add_argument(
+        "--heartbeat-minutes",
+        type=float,
+        default=60,
+        metavar="M",
+        help="simulated minutes between a simulated camera's heartbeats (default 60)",
+    )
+    p.add_argument("--seed", type=int, default=2563, metavar="N", help="the simulator's seed")
     p.set_defaults(handler=_demo)
 
     p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
@@ -533,9 +565,21 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cctv_cli.demo import run_demo
+    from cctv_cli.demo import DemoOptions, run_demo
 
-    return run_demo(load_settings())
+    for name in ("seconds", "cameras", "december_in", "heartbeat_minutes"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            print(f"error: --{name.replace('_', '-')}: expected a number > 0", file=sys.stderr)
+            return 2
+    options = DemoOptions(
+        seconds=args.seconds,
+        cameras=args.cameras,
+        december_in=args.december_in,
+        heartbeat_minutes=args.heartbeat_minutes,
+        seed=args.seed,
+    )
+    return run_demo(load_settings(), options)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,8 @@ class QuotaRules:
         if rule_state.is_replay(state, position):
             return self._replay(state, position, confirmed)
         source = str(change.get("source_partition"))
-        applied = dict(state["applied"]) if state else {}
+        # A state first made by a tick or a decision has no stage-1 positions yet.
+        applied = dict(state.get("applied") or {}) if state else {}
         if source in applied and change["source_offset"] <= applied[source]:
             return Step(state=None, duplicate=True)  # a stage-1 replay sent it again
         applied[source] = change["source_offset"]

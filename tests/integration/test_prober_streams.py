@@ -29,7 +29,7 @@ from services.prober.run import FFMPEG_CAPTURE_OPTIONS
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RTSP_SERVER = REPO_ROOT / "tests" / "prober" / "rtsp_server.py"
+RTSP_SERVER = REPO_ROOT / "infra" / "media" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 PASSWORD = "Pa55-w0rd-xyz"
 

@@ -535,3 +535,19 @@ def test_a_restart_leaves_no_stale_camera_write_shadowing_the_table(quota):
     withdrawn = decide(other.state, "WITHDRAW", 2, {"decisions": 1})
     outcome = dict(withdrawn.emit)["selection_outcome"]
     assert (outcome["accepted"], outcome["reason"]) == (True, None)
+
+
+@pytest.mark.parametrize("first", ["tick", "decision"])
+def test_a_registration_after_a_tick_or_a_decision_counts(quota, first):
+    """A province whose first input is the rules' clock (a simulator ticks from the start of
+    December) or a decision still counts the registrations that follow: a state made by
+    another input has no stage-1 positions yet (this was a KeyError that dead-lettered every
+    registration in `make demo`)."""
+    p = Province(quota)
+    if first == "tick":
+        p.tick(dt.datetime(2020, 11, 30, 17, 0, tzinfo=UTC))
+    else:
+        p.decide("CAM-9")
+    p.register("CAM-1")
+    p.register("CAM-2")
+    assert p.figures()[0] == 2

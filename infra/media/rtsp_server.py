@@ -1,6 +1,6 @@
-"""A GStreamer RTSP server for the prober's tests, run by the system python (it has `gi`).
+"""A GStreamer RTSP server for the prober's tests and the demo, run by the system python (`gi`).
 
-    /usr/bin/python3 tests/prober/rtsp_server.py CONFIG.json
+    /usr/bin/python3 infra/media/rtsp_server.py CONFIG.json
 
 CONFIG: {"servers": [{"port": 8554, "mounts": {"/normal": "/tmp/normal.mp4"}},
                      {"port": 8555, "mounts": {...}, "users": {"cam": "s3cret"}}]}
