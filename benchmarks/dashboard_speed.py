@@ -369,7 +369,6 @@ def run(
     schemas = SchemaRegistry.load()
     latest = {n: schemas.raw(n, schemas.versions(n)[-1]) for n in schemas.names()}
     end = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-    largest = "TH-10"
     outcomes: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cctv-bench-dashboard-") as tmp:
         root = Path(tmp)
@@ -387,44 +386,75 @@ def run(
             server = None
         try:
             for label, opener in engines:
-                engine = opener()
                 try:
-                    print(f"  {label}: generating the history ...", file=log, flush=True)
-                    store = Store(engine, database=DATABASE, schemas=latest)
-                    migrate(store, timezone=settings.clickhouse.day_timezone)
-                    began = time.perf_counter()
-                    counts = generate(
-                        engine, settings, rows=rows, cameras=cameras, days=days, end=end, log=log
-                    )
-                    generated = time.perf_counter() - began
-                    print(f"  {label}: timing the pages with the rollups", file=log, flush=True)
-                    with_rollups = measure_pages(
-                        engine, settings, now=end, repeat=repeat, province=largest
-                    )
-                    for view in VIEWS:
-                        engine.execute(f"DROP TABLE {DATABASE}.{view}")
-                    for sql in _raw_views(DATABASE, settings.clickhouse.day_timezone):
-                        engine.execute(sql)
-                    print(f"  {label}: timing the pages without", file=log, flush=True)
-                    without = measure_pages(
-                        engine, settings, now=end, repeat=max(3, repeat // 4), province=largest
-                    )
                     outcomes.append(
-                        {
-                            "engine": label,
-                            "counts": counts,
-                            "generated_s": generated,
-                            "with": with_rollups,
-                            "without": without,
-                        }
+                        _measure_engine(
+                            label, opener, settings, latest, rows, cameras, days, repeat, end, log
+                        )
                     )
-                    engine.execute(f"DROP DATABASE {DATABASE}")
-                finally:
-                    engine.close()
+                except Exception as exc:  # one engine failing must not lose the other's figures
+                    print(f"  {label}: failed: {exc}", file=log, flush=True)
+                    outcomes.append({"engine": label, "error": f"{type(exc).__name__}: {exc}"})
         finally:
             if server is not None:
                 server.stop()
     return outcomes
+
+
+def _measure_engine(
+    label: str,
+    opener: Any,
+    settings: Settings,
+    latest: dict[str, Any],
+    rows: int,
+    cameras: int,
+    days: int,
+    repeat: int,
+    end: dt.datetime,
+    log: TextIO,
+) -> dict[str, Any]:
+    largest = "TH-10"
+    engine = opener()
+    try:
+        print(f"  {label}: generating the history ...", file=log, flush=True)
+        store = Store(engine, database=DATABASE, schemas=latest)
+        migrate(store, timezone=settings.clickhouse.day_timezone)
+        began = time.perf_counter()
+        counts = generate(engine, settings, rows=rows, cameras=cameras, days=days, end=end, log=log)
+        generated = time.perf_counter() - began
+        print(f"  {label}: timing the pages with the rollups", file=log, flush=True)
+        with_rollups = measure_pages(engine, settings, now=end, repeat=repeat, province=largest)
+        _print_pages(label, "rollups", with_rollups, log)
+        for view in VIEWS:
+            engine.execute(f"DROP TABLE {DATABASE}.{view}")
+        for sql in _raw_views(DATABASE, settings.clickhouse.day_timezone):
+            engine.execute(sql)
+        print(f"  {label}: timing the pages without", file=log, flush=True)
+        without = measure_pages(
+            engine, settings, now=end, repeat=max(3, repeat // 4), province=largest
+        )
+        _print_pages(label, "no rollups", without, log)
+        engine.execute(f"DROP DATABASE {DATABASE}")
+        return {
+            "engine": label,
+            "counts": counts,
+            "generated_s": generated,
+            "with": with_rollups,
+            "without": without,
+        }
+    finally:
+        engine.close()
+
+
+def _print_pages(label: str, variant: str, pages: dict[str, PageTimes], log: TextIO) -> None:
+    for page, t in pages.items():
+        print(
+            f"    {label} ({variant}) {page}: p50 {_p(t.totals, 0.5) * 1000:.0f} ms, "
+            f"p95 {_p(t.totals, 0.95) * 1000:.0f} ms, slowest query p95 "
+            f"{_p(t.slowest, 0.95) * 1000:.0f} ms ({t.queries} queries)",
+            file=log,
+            flush=True,
+        )
 
 
 def render(
