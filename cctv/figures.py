@@ -207,6 +207,22 @@ class ProvinceDetail:
 
 
 @dataclass(frozen=True)
+class AvailabilityTotals:
+    """Availability over every province-day `v_availability_daily` holds (the bounded demo's
+    summary: a replayed December is no "today")."""
+
+    first_day: dt.date | None
+    last_day: dt.date | None
+    provinces: int
+    province_days: int
+    windows: int
+    heartbeats: int
+    reachable_heartbeats: int
+    availability_pct: float | None
+    camera_availability_pct: float | None  # mean over province-days with the figure
+
+
+@dataclass(frozen=True)
 class PipelineEntry:
     project: Project
     destination: Destination
@@ -519,6 +535,31 @@ def history_rows(engine: Engine, *, database: str) -> dict[str, int]:
     )
     found = {str(r["name"]): int(r["n"]) for r in engine.query_read_only(parts)}
     return {spec.name: found.get(spec.name, 0) for spec in HISTORY_TABLES}
+
+
+def availability_totals(engine: Engine, *, database: str) -> AvailabilityTotals:
+    """Availability summed over every day and province the health windows cover."""
+    rows = engine.query_read_only(
+        "SELECT min(day) AS first_day, max(day) AS last_day, "
+        "uniqExact(province_code) AS provinces, count() AS province_days, "
+        "sum(windows) AS windows, sum(heartbeats) AS heartbeats, "
+        "sum(reachable_heartbeats) AS reachable, avg(camera_availability_pct) AS camera_pct "
+        f"FROM {database}.v_availability_daily"
+    )
+    r = rows[0] if rows else {}
+    days = int(r.get("province_days") or 0)
+    heartbeats, reachable = int(r.get("heartbeats") or 0), int(r.get("reachable") or 0)
+    return AvailabilityTotals(
+        first_day=_date(r["first_day"]) if days else None,
+        last_day=_date(r["last_day"]) if days else None,
+        provinces=int(r.get("provinces") or 0),
+        province_days=days,
+        windows=int(r.get("windows") or 0),
+        heartbeats=heartbeats,
+        reachable_heartbeats=reachable,
+        availability_pct=_pct(reachable, heartbeats),
+        camera_availability_pct=_float(r.get("camera_pct")) if days else None,
+    )
 
 
 def registered_among(engine: Engine, *, database: str, camera_ids: Sequence[str]) -> dict[str, int]:

@@ -6,7 +6,7 @@ for the provinces that publish over HTTP -> the sample inventory (`cctv publish`
 cameras: clips made with ffmpeg, served over RTSP, registered as linked cameras -> worker, sink,
 mailer, gateway, dashboard (reading as the read-only analyst) and prober -> the fleet simulator
 replaying December 2563: through the gateway for GATEWAY_PROVINCES, straight to Kafka for the
-others.
+others, with the rules' and the health agent's clocks ticking in simulated time.
 
 While it runs it prints the dashboard's URL and a live summary line (events sent, rows in
 ClickHouse, provinces meeting quota, open alerts) read back from Kafka, ClickHouse and the
@@ -293,14 +293,17 @@ class Demo:
                 "CCTV_MAILER__SECURITY": "none",
                 # The worker's web server is not needed, and 6066 may be taken.
                 "CCTV_PROCESSORS__WEB_PORT": "0",
-                # The simulator replays December 2563: the rules' clock follows its simulated
-                # time (--rules-clock), not this machine's calendar, and the health agent gets
-                # no wall-clock ticks, which would call every simulated camera silent for years.
+                # The simulator replays December 2563: the rules' and the health agent's clocks
+                # follow its simulated time (--rules-clock, --health-clock), not this machine's
+                # calendar -- wall-clock health ticks would call every simulated camera silent.
                 "CCTV_PROCESSORS__CLOCK_INTERVAL_SECONDS": "0",
                 "CCTV_HEALTH__TICK_INTERVAL_SECONDS": "0",
                 "CCTV_HEALTH__THRESHOLDS__INTERVAL_SECONDS": str(
                     int(self.options.heartbeat_minutes * 60)
                 ),
+                # A window per heartbeat interval: a month of 1-minute windows for 77
+                # provinces would be millions of (mostly empty) province windows.
+                "CCTV_HEALTH__WINDOW_SECONDS": str(int(self.options.heartbeat_minutes * 60)),
                 "CCTV_HEALTH__CAMERAS": "{" + live_ids + "}",
                 "CCTV_PROBER__THRESHOLDS__INTERVAL_SECONDS": str(LIVE_INTERVAL_SECONDS),
                 "CCTV_PROBER__INVENTORY_REFRESH_SECONDS": "30",
@@ -413,22 +416,17 @@ class Demo:
         if self.options.seconds:
             common += ["--seconds", f"{self.options.seconds:g}"]
         python = sys.executable
+        # One simulator for every province, GATEWAY_PROVINCES through the gateway: the health
+        # clock's ticks then come after every province's heartbeats, the gateway's included
+        # (it drains what it holds to the gateway, whose 202 means Kafka has it, before each).
         self.simulators = [
             self.supervisor.spawn(
-                "simulator-gateway",
-                [python, "-m", "services.simulator", "--via", "gateway",
-                 "--gateway-url", gateway_url, "--keys-file", str(keys_file),
-                 "--provinces", ",".join(GATEWAY_PROVINCES), "--cameras", str(via_gateway),
-                 *common],
-                stop_signal=signal.SIGINT,  # it flushes what it holds, then exits
-                finite=True,
-            ),
-            self.supervisor.spawn(
-                "simulator-kafka",
+                "simulator",
                 [python, "-m", "services.simulator", "--via", "kafka", "--rules-clock",
-                 "--provinces", ",".join(others),
-                 "--cameras", str(self.options.cameras - via_gateway), *common],
-                stop_signal=signal.SIGINT,
+                 "--health-clock", "--gateway-provinces", ",".join(GATEWAY_PROVINCES),
+                 "--gateway-url", gateway_url, "--keys-file", str(keys_file),
+                 "--cameras", str(self.options.cameras), *common],
+                stop_signal=signal.SIGINT,  # it flushes what it holds, then exits
                 finite=True,
             ),
         ]  # fmt: skip
@@ -498,6 +496,8 @@ class Demo:
         problems = []
         if not snap.rows.get("camera_heartbeats") or not snap.rows.get("quota_progress"):
             problems.append("no heartbeats or no quota progress reached ClickHouse")
+        if not snap.rows.get("health_windows"):
+            problems.append("no health window reached ClickHouse (the simulated health clock)")
         if not self.watcher.dashboard_answers:
             problems.append("the dashboard never answered")
         if extra.get("sample inventory", "").startswith("MISMATCH"):
@@ -591,10 +591,39 @@ class Demo:
                 )
         finally:
             engine.close()
+        extra["availability"] = self._availability()
         if "smtp" in self.ports:
             mails = len(list(self.maildir.glob("*.eml")))
             extra["mails"] = f"{mails} to the national subcommittee, kept in {self.maildir}"
         return extra
+
+    def _availability(self) -> str:
+        """Availability over the windows the simulated health clock closed (from
+        v_availability_daily)."""
+        from cctv import figures
+        from cctv.dates import format_be_date
+
+        assert self.watcher is not None
+        engine = self.watcher.open_reader()
+        try:
+            totals = figures.availability_totals(
+                engine, database=self.ctx.settings.clickhouse.database
+            )
+        finally:
+            engine.close()
+        if not totals.province_days or totals.availability_pct is None:
+            return "no health window closed yet"
+        assert totals.first_day is not None and totals.last_day is not None
+        cameras = (
+            f"; cameras not offline {totals.camera_availability_pct:.1f} %"
+            if totals.camera_availability_pct is not None
+            else ""
+        )
+        return (
+            f"{totals.availability_pct:.1f} % of {totals.heartbeats:,} heartbeats reachable, "
+            f"{format_be_date(totals.first_day)} to {format_be_date(totals.last_day)}, "
+            f"{totals.provinces} provinces, {totals.windows:,} province windows{cameras}"
+        )
 
 
 def _camera_ids(sample: Path) -> list[str]:

@@ -203,6 +203,11 @@ class SimulatorConfig(_Strict):
     projects: Projects
     gateway: GatewayClient
     rules_clock_minutes: float = Field(gt=0)
+    health_clock_minutes: float = Field(
+        60,
+        gt=0,
+        title="--health-clock: the health agent's clock ticks this often, in simulated time",
+    )
 
     @field_validator("timezone")
     @classmethod

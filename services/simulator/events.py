@@ -1,8 +1,15 @@
 """Simulated time -> events: the world's registrations, heartbeats, selections, submissions
-(and, when asked, rules-clock ticks) as Avro-ready records, in event-time order.
+(and, when asked, rules-clock ticks and health-clock instants) as Avro-ready records, in
+event-time order.
 
 Pure and repeatable: the same world gives the same records, event ids included (derived from
 the seed and what each event is about), in the same order. Nothing here knows Kafka or HTTP.
+
+A health-clock event is the one exception to "Avro-ready": it marks the simulated instant at
+which the health agent's clock ticks. A health tick names a heartbeats partition and that
+partition's end offset when it was made (stream_processors/health_rules.py), which only Kafka
+knows at the moment of sending; the Kafka sink turns the instant into one tick per partition
+with `health_tick_record`.
 """
 
 from __future__ import annotations
@@ -26,9 +33,12 @@ TOPICS = {
     "selections": "selection_decisions",
     "projects": "project_submissions",
     "clock": "rules_clock",
+    "health_clock": "health_clock",
 }
-# At one instant: the clock first, a camera's registration before anything about it.
+# At one instant: the rules' clock first, a camera's registration before anything about it; the
+# health clock last, after the instant's heartbeats.
 _ORDER = {"clock": 0, "cameras": 1, "projects": 2, "selections": 3, "heartbeats": 4}
+_ORDER["health_clock"] = 5
 ERROR_MESSAGES = {
     "connect_timeout": "no answer from the camera within the connect timeout",
     "connection_refused": "the camera refused the connection",
@@ -119,6 +129,8 @@ class EventStream:
         ]
         if self.world.scenario.rules_clock:
             events += self.clock_ticks()
+        if self.world.scenario.health_clock:
+            events += self.health_clock()
         events.sort(key=lambda e: (*_sort_key(e), e.key))
         return events
 
@@ -153,6 +165,18 @@ class EventStream:
                 record["producer"] = f"{self.config.fleet.producer}-clock"
                 ticks.append(SimEvent(at, "clock", code, record))
         return ticks
+
+    def health_clock(self) -> list[SimEvent]:
+        """The health clock's instants: every `health_clock_minutes` after the start, up to and
+        including the end (simulated time has then reached it), one event each; the sink makes
+        one tick per heartbeats partition of it (`health_tick_record`)."""
+        scenario = self.world.scenario
+        step = int(self.config.health_clock_minutes * MINUTE_MS)
+        producer = f"{self.config.fleet.producer}-clock"
+        return [
+            SimEvent(at, "health_clock", "", {"at": from_ms(at), "producer": producer})
+            for at in range(scenario.start_ms + step, scenario.end_ms + 1, step)
+        ]
 
     # -- heartbeats --------------------------------------------------------------------------
     def heartbeats(self) -> Iterator[SimEvent]:
@@ -248,6 +272,22 @@ class EventStream:
             previous_difference=difference,
         )
         return record
+
+
+def health_tick_record(
+    instant: SimEvent, *, seed: int, partition: int, end_offset: int
+) -> dict[str, Any]:
+    """The health tick of one heartbeats partition at a health-clock instant, given the
+    partition's end offset then: the agent's own record (`health_tick`), with an id derived
+    from the seed like every simulated record's."""
+    from stream_processors.health_agents import health_tick  # Faust's import: only when ticking
+
+    at, producer = instant.record["at"], instant.record["producer"]
+    record = health_tick(partition, at, end_offset, producer=producer)
+    record["event_id"] = derived_event_id(
+        "simulator", seed, "health_clock", partition, instant.at_ms, end_offset
+    )
+    return record
 
 
 def _uniform(rng: random.Random, pair: tuple[float, float]) -> float:

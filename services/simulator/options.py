@@ -88,6 +88,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also tick the rules' clock (rules_clock, --via kafka only) every "
         "rules_clock_minutes of simulated time, for a worker whose own clock is off",
     )
+    parser.add_argument(
+        "--health-clock",
+        action="store_true",
+        help="also tick the health agent's clock (health_clock, --via kafka only) every "
+        "health_clock_minutes of simulated time, for a worker whose own health clock is off "
+        "(health.tick_interval_seconds 0): one tick per heartbeats partition, carrying its end "
+        "offset once every heartbeat sent before it is in Kafka",
+    )
+    parser.add_argument(
+        "--gateway-provinces",
+        metavar="LIST",
+        help="with --via kafka: these simulated provinces publish through the gateway (keys "
+        "and URL as for --via gateway), the others straight to Kafka; one run, so the clocks' "
+        "ticks come after every province's records",
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,7 @@ class RunOptions:
     seconds: float | None
     gateway_url: str | None
     keys: dict[str, str]  # province -> gateway key
+    gateway_provinces: tuple[str, ...] = ()  # the provinces sent through the gateway
 
 
 def _number(name: str, raw: str | None, kind: type, *, minimum: float, strict: bool) -> object:
@@ -160,6 +176,7 @@ def scenario_from_args(args: argparse.Namespace, ctx: Context, config: Simulator
         provinces=tuple(sorted(codes)),
         interval_ms=int(ctx.settings.health.thresholds.interval_seconds * 1000),
         rules_clock=args.rules_clock,
+        health_clock=args.health_clock,
     )
 
 
@@ -167,17 +184,26 @@ def run_options(args: argparse.Namespace, ctx: Context, scenario: Scenario) -> R
     speed = _number("--speed", args.speed, float, minimum=0, strict=False)
     keys: dict[str, str] = {}
     url = None
+    through_gateway: tuple[str, ...] = ()
     if args.via == "gateway":
-        if args.rules_clock:
-            raise UsageError("--rules-clock: the gateway takes no clock ticks; use --via kafka")
+        clocks = {"--rules-clock": args.rules_clock, "--health-clock": args.health_clock}
+        for name, given in clocks.items():
+            if given:
+                raise UsageError(f"{name}: the gateway takes no clock ticks; use --via kafka")
+        if args.gateway_provinces:
+            raise UsageError("--gateway-provinces: only with --via kafka (--via gateway sends all)")
+        through_gateway = scenario.provinces
+    elif args.gateway_provinces:
+        through_gateway = _gateway_provinces(args.gateway_provinces, ctx, scenario)
+    elif args.key or args.keys_file or args.gateway_url:
+        given = "--key" if args.key else "--keys-file" if args.keys_file else "--gateway-url"
+        raise UsageError(f"{given}: only with --via gateway or --gateway-provinces")
+    if through_gateway:
         cfg = ctx.settings.gateway
         url = (args.gateway_url or f"http://{cfg.host}:{cfg.port}").rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"--gateway-url: expected http://host:port, got {url!r}")
-        keys = _keys(args, ctx, scenario)
-    elif args.key or args.keys_file or args.gateway_url:
-        given = "--key" if args.key else "--keys-file" if args.keys_file else "--gateway-url"
-        raise UsageError(f"{given}: only with --via gateway")
+        keys = _keys(args, ctx, through_gateway)
     return RunOptions(
         via=args.via,
         speed=speed,  # type: ignore[arg-type]
@@ -185,11 +211,24 @@ def run_options(args: argparse.Namespace, ctx: Context, scenario: Scenario) -> R
         seconds=_number("--seconds", args.seconds, float, minimum=0, strict=True),  # type: ignore[arg-type]
         gateway_url=url,
         keys=keys,
+        gateway_provinces=through_gateway,
     )
 
 
-def _keys(args: argparse.Namespace, ctx: Context, scenario: Scenario) -> dict[str, str]:
-    """province -> key, from --keys-file then --key; every simulated province needs one."""
+def _gateway_provinces(raw: str, ctx: Context, scenario: Scenario) -> tuple[str, ...]:
+    codes = {_province("--gateway-provinces", ctx, part) for part in raw.split(",")}
+    outside = sorted(codes - set(scenario.provinces))
+    if outside:
+        raise UsageError(
+            f"--gateway-provinces: {', '.join(outside)} not among the simulated provinces "
+            "(--provinces)"
+        )
+    return tuple(sorted(codes))
+
+
+def _keys(args: argparse.Namespace, ctx: Context, provinces: tuple[str, ...]) -> dict[str, str]:
+    """province -> key, from --keys-file then --key; every province sent through the gateway
+    needs one."""
     keys: dict[str, str] = {}
     if args.keys_file:
         try:
@@ -203,15 +242,15 @@ def _keys(args: argparse.Namespace, ctx: Context, scenario: Scenario) -> dict[st
     for given in args.key:
         province, sep, key = given.rpartition("=")
         if not sep:
-            if len(scenario.provinces) != 1:
+            if len(provinces) != 1:
                 raise UsageError(
-                    "--key: a key without PROVINCE= only when one province is simulated "
-                    "(--provinces); give --key PROVINCE=KEY"
+                    "--key: a key without PROVINCE= only when one province goes through the "
+                    "gateway (--provinces, --gateway-provinces); give --key PROVINCE=KEY"
                 )
-            keys[scenario.provinces[0]] = key
+            keys[provinces[0]] = key
         else:
             keys[_province("--key", ctx, province)] = key
-    missing = [p for p in scenario.provinces if not keys.get(p)]
+    missing = [p for p in provinces if not keys.get(p)]
     if missing:
         shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
         raise UsageError(

@@ -2,6 +2,7 @@
 
     cctv simulate [--via kafka|gateway] [--speed N] [--cameras N] [--seed N]
                   [--start T] [--end T | --days D] [--max-events N] [--seconds S]
+                  [--rules-clock] [--health-clock] [--gateway-provinces LIST]
 
 The world (services/simulator/world.py) and its events (events.py) are pure; this module paces
 them against the real clock (`--speed` simulated seconds per real second), hands them to a
@@ -31,12 +32,12 @@ from services.simulator.options import (
     run_options,
     scenario_from_args,
 )
-from services.simulator.sinks import GatewaySink, KafkaSink, Tally
+from services.simulator.sinks import GatewaySink, KafkaSink, SplitSink, Tally
 from services.simulator.world import Scenario, World, build_world, from_ms
 
 log = logging.getLogger("cctv.simulator")
 
-KIND_ORDER = ("cameras", "heartbeats", "selections", "projects", "clock")
+KIND_ORDER = ("cameras", "heartbeats", "selections", "projects", "clock", "health_clock")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +128,7 @@ class Runner:
     def __init__(
         self,
         events: Iterable[SimEvent],
-        sink: KafkaSink | GatewaySink,
+        sink: KafkaSink | GatewaySink | SplitSink,
         *,
         start_ms: int,
         options: RunOptions,
@@ -190,12 +191,13 @@ def run(ctx: Context, args: argparse.Namespace, *, out: TextIO | None = None) ->
     options = run_options(args, ctx, scenario)
     stream = make_stream(ctx, config, scenario)
     world: World = stream.world
-    sink: KafkaSink | GatewaySink
+    sink: KafkaSink | GatewaySink | SplitSink
+    gateway: GatewaySink | None = None
     progress = Progress(sys.stderr)
     runner: Runner
-    if options.via == "gateway":
+    if options.gateway_provinces:
         assert options.gateway_url is not None
-        sink = GatewaySink(
+        gateway = GatewaySink(
             url=options.gateway_url,
             keys=options.keys,
             seed=scenario.seed,
@@ -204,8 +206,15 @@ def run(ctx: Context, args: argparse.Namespace, *, out: TextIO | None = None) ->
             timeout=config.gateway.timeout_seconds,
             out_of_time=lambda: runner.out_of_time(),
         )
+    if options.via == "gateway":
+        assert gateway is not None
+        sink = gateway
+    elif gateway is not None:
+        sink = SplitSink(
+            KafkaSink(ctx, seed=scenario.seed), gateway, through_gateway=options.gateway_provinces
+        )
     else:
-        sink = KafkaSink(ctx)
+        sink = KafkaSink(ctx, seed=scenario.seed)
     log.info(
         "simulating %d camera(s) in %d province(s), %s to %s, seed %d, speed %s, to %s",
         len(world.cameras),
@@ -230,13 +239,13 @@ def run(ctx: Context, args: argparse.Namespace, *, out: TextIO | None = None) ->
     topics = ", ".join(f"{k} -> {ctx.topics[TOPICS[k]].name}" for k in KIND_ORDER if tally.sent[k])
     if topics and options.via == "kafka":
         print(f"topics: {topics}", file=out)
-    if isinstance(sink, GatewaySink):
-        if sink.refusals:
+    if gateway is not None:
+        if gateway.refusals:
             print(f"the gateway refused {sum(tally.refused.values()):,} record(s):", file=out)
-            for line in sink.refusals[:20]:
+            for line in gateway.refusals[:20]:
                 print(f"  {line}", file=out)
-        if sink.unsent:
-            print(f"{sink.unsent:,} record(s) not sent (out of time while retrying)", file=out)
-        if sink.refusals or sink.unsent:
+        if gateway.unsent:
+            print(f"{gateway.unsent:,} record(s) not sent (out of time while retrying)", file=out)
+        if gateway.refusals or gateway.unsent:
             return 1
     return 130 if outcome.reason == "interrupted" else 0

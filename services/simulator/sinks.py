@@ -1,7 +1,12 @@
-"""Where simulated events go: straight to Kafka, or through the gateway's HTTP API.
+"""Where simulated events go: straight to Kafka, through the gateway's HTTP API, or some
+provinces one way and the rest the other (`SplitSink`).
 
-Both take events one at a time (`send`), may hold some back (`flush` sends them), and count
-per kind what was sent, accepted and refused.
+Each takes events one at a time (`send`), may hold some back (`flush` sends them, `drain` sends
+all and waits until Kafka holds them), and counts per kind what was sent, accepted and refused.
+
+Health-clock instants (events.py) are Kafka's alone: at one, the sink drains everything sent
+before it, reads each heartbeats partition's end offset and publishes one health tick per
+partition, so the agent applies a tick only after every heartbeat the simulator sent before it.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 
 from cctv import kafka as kafka_clients
 from cctv.context import Context
 from cctv.exceptions import CctvError
 from schemas.codec import to_json_safe
-from services.simulator.events import TOPICS, SimEvent
+from services.simulator.events import TOPICS, SimEvent, health_tick_record
 
 log = logging.getLogger("cctv.simulator")
 
@@ -49,8 +54,9 @@ class KafkaSink:
 
     name = "Kafka"
 
-    def __init__(self, ctx: Context, producer: Producer | None = None) -> None:
+    def __init__(self, ctx: Context, producer: Producer | None = None, *, seed: int = 0) -> None:
         self.ctx = ctx
+        self.seed = seed
         self.producer = producer or kafka_clients.producer(
             ctx.settings.kafka, client_suffix="simulate"
         )
@@ -59,8 +65,12 @@ class KafkaSink:
         self.tally = Tally()
         self.where = ctx.settings.kafka.bootstrap_servers
         self._specs = {kind: ctx.topics[logical] for kind, logical in TOPICS.items()}
+        self._offsets: Any = None  # a consumer that reads end offsets, for health ticks
 
     def send(self, event: SimEvent) -> None:
+        if event.kind == "health_clock":
+            self._health_ticks(event)
+            return
         spec = self._specs[event.kind]
         value = self.ctx.codec.encode(spec.schema_name, event.record)
         while True:
@@ -80,8 +90,42 @@ class KafkaSink:
     def flush(self, *, final: bool = False) -> None:
         if final:
             kafka_clients.wait_delivered(self.producer, self.failures, timeout=120)
+            if self._offsets is not None:
+                self._offsets.close()
+                self._offsets = None
         else:
             self.producer.poll(0)
+
+    def drain(self) -> None:
+        kafka_clients.wait_delivered(self.producer, self.failures, timeout=120)
+
+    def _health_ticks(self, instant: SimEvent) -> None:
+        """One tick per heartbeats partition, each with the partition's end offset once every
+        record sent so far is acknowledged (the same partition number and key as the worker's
+        own clock: co-partitioned with the heartbeats)."""
+        self.drain()
+        heartbeats = self._specs["heartbeats"]
+        if self._offsets is None:
+            self._offsets = kafka_clients.consumer_for_reading(
+                self.ctx.settings.kafka, client_suffix="simulate-health-clock"
+            )
+        spec = self._specs["health_clock"]
+        for partition in range(heartbeats.partitions):
+            end = self._offsets.get_watermark_offsets(
+                TopicPartition(heartbeats.name, partition), timeout=10
+            )[1]
+            record = health_tick_record(
+                instant, seed=self.seed, partition=partition, end_offset=end
+            )
+            self.producer.produce(
+                spec.name,
+                key=str(partition).encode(),
+                value=self.ctx.codec.encode(spec.schema_name, record),
+                partition=partition,
+                on_delivery=self.on_delivery,
+            )
+            self.tally.sent["health_clock"] += 1
+        self.producer.poll(0)
 
 
 class GatewaySink:
@@ -148,6 +192,12 @@ class GatewaySink:
         if final and self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def drain(self) -> None:
+        """Every record held back, posted now (202: Kafka holds them)."""
+        for key in list(self._buffers):
+            if self._buffers.get(key):
+                self._post(key)
 
     def _post(self, key: tuple[str, str]) -> None:
         kind, province = key
@@ -237,6 +287,54 @@ class GatewaySink:
         if not isinstance(reply, dict):
             reply = {"message": str(reply)[:200]}
         return response.status, reply, retry_after_seconds(response.getheader("Retry-After"))
+
+
+class SplitSink:
+    """The records of `through_gateway` provinces to the gateway, the rest and every clock tick
+    straight to Kafka. Before a health tick the gateway's share is drained too, so the tick
+    comes after every province's heartbeats."""
+
+    def __init__(
+        self, kafka: KafkaSink, gateway: GatewaySink, *, through_gateway: tuple[str, ...]
+    ) -> None:
+        self.kafka = kafka
+        self.gateway = gateway
+        self.through_gateway = set(through_gateway)
+        self.where = f"{kafka.where} ({', '.join(sorted(through_gateway))} through {gateway.where})"
+
+    @property
+    def tally(self) -> Tally:
+        both = Tally()
+        for part in (self.kafka.tally, self.gateway.tally):
+            both.sent.update(part.sent)
+            both.refused.update(part.refused)
+            both.retries += part.retries
+        return both
+
+    @property
+    def unsent(self) -> int:
+        return self.gateway.unsent
+
+    @property
+    def refusals(self) -> list[str]:
+        return self.gateway.refusals
+
+    def send(self, event: SimEvent) -> None:
+        if event.kind == "health_clock":
+            self.gateway.drain()
+            self.kafka.send(event)
+        elif event.kind != "clock" and event.record["province_code"] in self.through_gateway:
+            self.gateway.send(event)
+        else:
+            self.kafka.send(event)
+
+    def flush(self, *, final: bool = False) -> None:
+        self.gateway.flush(final=final)
+        self.kafka.flush(final=final)
+
+    def drain(self) -> None:
+        self.gateway.drain()
+        self.kafka.drain()
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:

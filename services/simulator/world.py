@@ -47,6 +47,7 @@ class Scenario:
     provinces: tuple[str, ...]  # the simulated provinces, sorted
     interval_ms: int  # heartbeat cadence
     rules_clock: bool = False
+    health_clock: bool = False
 
 
 @dataclass(frozen=True)

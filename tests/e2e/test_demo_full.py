@@ -200,8 +200,17 @@ def test_bounded_demo_from_a_fresh_clone_fills_clickhouse_and_the_dashboard_answ
 
     summary = json.loads((data_dir / "demo" / "summary.json").read_text(encoding="utf-8"))
     rows = summary["rows"]
-    for table in ("camera_registrations", "camera_heartbeats", "quota_progress", "alerts"):
+    for table in (
+        "camera_registrations",
+        "camera_heartbeats",
+        "quota_progress",
+        "alerts",
+        "health_windows",  # closed by the simulator's health clock, in simulated time
+    ):
         assert rows[table] > 0, f"nothing in {table}: {rows}"
+    # Availability of the replayed December, from v_availability_daily.
+    availability = summary["extra"]["availability"]
+    assert "% of" in availability and "2563" in availability, availability
     assert summary["events"]["heartbeats"] > 0 and summary["events"]["selections"] > 0
     assert summary["provinces_in_campaign"] == 29
     assert summary["dashboard_answers"] >= 1
@@ -221,9 +230,18 @@ def test_bounded_demo_from_a_fresh_clone_fills_clickhouse_and_the_dashboard_answ
         from clickhouse_driver import Client
 
         client = Client(host="127.0.0.1", port=tcp)
-        for table in ("camera_heartbeats", "quota_progress", "selection_outcomes"):
+        tables = ("camera_heartbeats", "quota_progress", "selection_outcomes", "health_windows")
+        for table in tables:
             stored = client.execute(f"SELECT count() FROM cctv.{table}")[0][0]
             assert stored >= rows[table] > 0, table  # the sink may flush after the summary
+        # Province windows of December 2563 (simulated time), TH-50's (through the gateway)
+        # among them, with none of its heartbeats counted late.
+        th50 = client.execute(
+            "SELECT count(), sum(heartbeats), sum(late_heartbeats) FROM cctv.health_windows "
+            "WHERE scope = 'PROVINCE' AND province_code = 'TH-50' "
+            "AND toYYYYMM(window_start) IN (202011, 202012)"
+        )[0]
+        assert th50[0] > 0 and th50[1] > 0 and th50[2] == 0, th50
         client.disconnect()
     finally:
         server.stop()

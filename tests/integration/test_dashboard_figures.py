@@ -96,6 +96,31 @@ def test_the_national_overview_equals_the_sql_truth(history) -> None:
     assert o.status_counts[figures.OUTSIDE] == 77 - 29
 
 
+def test_availability_over_every_day_equals_the_sql_truth(history) -> None:
+    ctx, store, population, reader = history
+    db = store.database
+    totals = figures.availability_totals(reader, database=db)
+    truth = store.engine.query(
+        "SELECT sum(reachable_heartbeats) AS r, sum(heartbeats) AS h, count() AS windows, "
+        "uniqExact(province_code, toDate(window_start, 'Asia/Bangkok')) AS province_days, "
+        "uniqExact(province_code) AS provinces, "
+        "min(toDate(window_start, 'Asia/Bangkok')) AS first_day, "
+        "max(toDate(window_start, 'Asia/Bangkok')) AS last_day "
+        f"FROM {db}.health_windows FINAL WHERE scope = 'PROVINCE'"
+    )[0]
+    assert totals.heartbeats == int(truth["h"]) > 0
+    assert totals.reachable_heartbeats == int(truth["r"])
+    assert totals.availability_pct == pytest.approx(100 * int(truth["r"]) / int(truth["h"]))
+    assert totals.windows == int(truth["windows"])
+    assert totals.province_days == int(truth["province_days"])
+    assert totals.provinces == int(truth["provinces"])
+    assert (str(totals.first_day), str(totals.last_day)) == (
+        str(truth["first_day"])[:10],
+        str(truth["last_day"])[:10],
+    )
+    assert totals.last_day == population.today
+
+
 def test_each_province_has_its_status_and_names(history) -> None:
     ctx, store, population, reader = history
     db = store.database

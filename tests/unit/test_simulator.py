@@ -22,7 +22,7 @@ from cctv.context import Context
 from cctv.settings import CONFIG_DIR, Settings
 from cctv_cli.main import main
 from services.simulator.config import SimulatorConfig
-from services.simulator.events import TOPICS, EventStream
+from services.simulator.events import TOPICS, EventStream, health_tick_record
 from services.simulator.options import RunOptions, add_arguments, scenario_from_args
 from services.simulator.run import Progress, Runner
 from services.simulator.sinks import Tally, retry_after_seconds
@@ -59,6 +59,7 @@ def scenario(
     provinces: list[str] | None = None,
     interval_s: int = 30,
     rules_clock: bool = False,
+    health_clock: bool = False,
 ) -> Scenario:
     codes = provinces or sorted(p.code for p in ctx.provinces)
     return Scenario(
@@ -69,6 +70,7 @@ def scenario(
         provinces=tuple(sorted(codes)),
         interval_ms=interval_s * 1000,
         rules_clock=rules_clock,
+        health_clock=health_clock,
     )
 
 
@@ -108,7 +110,7 @@ def test_the_same_seed_gives_a_byte_identical_stream_and_another_seed_another(
     again = encoded(ctx, stream(ctx, config, sc))
     assert first == again
     kinds = Counter(topic for topic, _, _ in first)
-    assert set(kinds) == set(TOPICS.values()), kinds
+    assert set(kinds) == set(TOPICS.values()) - {"health_clock"}, kinds  # the sink's ticks
     ids = [ctx.codec.decode(value).record["event_id"] for _, _, value in first]
     assert len(set(ids)) == len(ids), "event ids are unique"
 
@@ -401,7 +403,43 @@ def test_every_generated_record_validates_against_its_avro_contract(
         checked[event.kind] += 1
         if event.kind == "heartbeats":
             checked["unreachable"] += not event.record["reachable"]
-    assert set(checked) == set(TOPICS) | {"unreachable"} and checked["unreachable"], checked
+    # Health-clock instants are not records: the Kafka sink makes the ticks (below).
+    assert set(checked) == set(TOPICS) - {"health_clock"} | {"unreachable"}, checked
+    assert checked["unreachable"], checked
+
+
+def test_the_health_clock_ticks_every_configured_interval_after_the_instants_heartbeats(
+    ctx: Context, config: SimulatorConfig
+) -> None:
+    sc = scenario(ctx, days=1, cameras=160, interval_s=3600, health_clock=True)
+    events = list(stream(ctx, config, sc))
+    instants = [e for e in events if e.kind == "health_clock"]
+    step = int(config.health_clock_minutes * 60_000)
+    # Every step of simulated time after the start, up to and including the end.
+    assert [e.at_ms for e in instants] == list(range(sc.start_ms + step, sc.end_ms + 1, step))
+    assert len(instants) == 24 * 60 // config.health_clock_minutes
+    # A tick comes after every heartbeat of its instant or before it, never before one.
+    position = {id(e): i for i, e in enumerate(events)}
+    for tick in instants:
+        assert all(
+            position[id(e)] < position[id(tick)]
+            for e in events
+            if e.kind == "heartbeats" and e.at_ms <= tick.at_ms
+        )
+    assert not [e for e in stream(ctx, config, scenario(ctx, days=1)) if e.kind == "health_clock"]
+
+    # The sink's tick of one partition: the agent's record, its id from the seed and the tick.
+    tick = health_tick_record(instants[0], seed=7, partition=1, end_offset=42)
+    ctx.codec.validate("health_clock", tick)
+    assert tick["partition"] == 1 and tick["heartbeats_end_offset"] == 42
+    assert tick["at"] == dt.datetime.fromtimestamp(instants[0].at_ms / 1000, dt.UTC)
+    assert tick["producer"] == f"{config.fleet.producer}-clock"
+    again = health_tick_record(instants[0], seed=7, partition=1, end_offset=42)
+    assert again["event_id"] == tick["event_id"]
+    assert (
+        health_tick_record(instants[0], seed=8, partition=1, end_offset=42)["event_id"]
+        != (tick["event_id"])
+    )
 
 
 # -- options, pacing, progress -----------------------------------------------------------------
@@ -456,6 +494,11 @@ def test_options_make_the_scenario(ctx: Context, config: SimulatorConfig) -> Non
         (["--via", "gateway", "--provinces", "TH-50,TH-10", "--key", "cctv_x"], "--key"),
         (["--via", "gateway", "--gateway-url", "ftp://x", "--key", "TH-50=k"], "--gateway-url"),
         (["--key", "TH-50=k"], "--key"),
+        (["--via", "gateway", "--health-clock", "--key", "TH-50=k"], "--health-clock"),
+        (["--via", "gateway", "--rules-clock", "--key", "TH-50=k"], "--rules-clock"),
+        (["--via", "gateway", "--gateway-provinces", "TH-50"], "--gateway-provinces"),
+        (["--provinces", "TH-10", "--gateway-provinces", "TH-50"], "--gateway-provinces"),
+        (["--gateway-provinces", "TH-50,TH-10", "--key", "k"], "--key"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(
