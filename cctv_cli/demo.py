@@ -288,6 +288,11 @@ class Demo:
                 "CCTV_DASHBOARD__PORT": str(self.ports["dashboard"]),
                 "CCTV_GATEWAY__HOST": "127.0.0.1",
                 "CCTV_GATEWAY__PORT": str(self.ports["gateway"]),
+                # The simulator posts TH-50's records before every health tick: at the bounded
+                # demo's pace that nears the default 20 requests/s per key, and each 429 costs
+                # a second of simulated time.
+                "CCTV_GATEWAY__RATE_PER_SECOND": "200",
+                "CCTV_GATEWAY__RATE_BURST": "400",
                 "CCTV_MAILER__SMTP_HOST": "127.0.0.1",
                 "CCTV_MAILER__SMTP_PORT": str(self.ports.get("smtp", 25)),
                 "CCTV_MAILER__SECURITY": "none",
