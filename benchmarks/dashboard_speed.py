@@ -473,7 +473,7 @@ def render(
         "",
         f"Command: {command}  ",
         f"Date: {date}  ",
-        f"Machine: {machine.describe()}",
+        f"Load average (1/5/15 min) at the end: {machine.load_average()}",
     ]
     if note:
         lines += ["", f"Note: {note}"]
@@ -522,6 +522,7 @@ def render(
             else "Goal **not met** for: "
             + "; ".join(f"{e} {p} (slowest query p95 {s:.0f} ms)" for e, p, s in missed)
         )
+    lines += ["", *machine.markdown(machine.describe())]
     return "\n".join(lines)
 
 
