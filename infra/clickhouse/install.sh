@@ -29,16 +29,8 @@ EOF
 fi
 
 # Root runs apt directly; anyone else goes through sudo when it exists.
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO=(sudo)
-    else
-        echo "error: installing clickhouse-server needs root, and sudo is not available;" >&2
-        echo "       run as root: apt-get install clickhouse-server clickhouse-client" >&2
-        exit 1
-    fi
-fi
+source "$(dirname "$0")/../apt.sh"
+apt_sudo clickhouse-server clickhouse-client
 
 # Debian's maintainer scripts call invoke-rc.d to start the service after install; a
 # policy-rc.d that exits 101 ("action forbidden") stops that. Only ours is removed after.
