@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -102,18 +102,7 @@ class Campaign(_Strict):
 
     @classmethod
     def load(cls, path: Path, *, provinces: Provinces) -> Campaign:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            campaign = cls.model_validate(data)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"campaign file {path} does not exist") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"campaign file {path} is not valid YAML: {exc}") from exc
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(f"campaign file {path}: {problems}") from exc
+        campaign = load_model(cls, path, "campaign file")
         unknown = [c for c in campaign.provinces if c not in provinces]
         if unknown:
             raise ConfigError(f"campaign file {path}: provinces: unknown province codes {unknown}")
@@ -131,3 +120,21 @@ class Campaign(_Strict):
 
     def in_campaign(self, province_code: str) -> bool:
         return province_code in self.provinces
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(model: type[M], path: Path, what: str) -> M:
+    """A YAML data file validated into `model`; ConfigError naming the file (`what`) and, for
+    a value the model refuses, the field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return model.model_validate(data)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{what} {path}: {problems}") from exc

@@ -28,8 +28,8 @@ from faust.types import TP
 from pydantic import ValidationError
 
 from cctv import kafka as kafka_clients
+from cctv.clocks import health_tick
 from cctv.exceptions import ConfigError, InputError
-from cctv.ids import derived_event_id
 from cctv.settings import HealthOverride, HealthSettings
 from stream_processors.health_rules import Confirmed, HealthRules, ProvinceWindows
 
@@ -215,16 +215,3 @@ def register(p: Processors) -> None:
                     value=codec.encode("health_clock", record),
                     partition=partition,
                 )
-
-
-def health_tick(partition: int, at: dt.datetime, end_offset: int, *, producer: str) -> dict:
-    """One tick of the health clock for a heartbeats partition."""
-    return {
-        "event_id": derived_event_id("health_clock", partition, at.isoformat(), end_offset),
-        "occurred_at": at,
-        "producer": producer,
-        "province_code": "",
-        "partition": partition,
-        "at": at,
-        "heartbeats_end_offset": end_offset,
-    }

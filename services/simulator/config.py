@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cctv.campaign import load_model
 from cctv.exceptions import ConfigError
 
 Behaviour = Literal["early", "late", "short", "never"]
@@ -232,18 +232,7 @@ class SimulatorConfig(_Strict):
 
     @classmethod
     def load(cls, path: Path, *, province_codes: set[str]) -> SimulatorConfig:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            config = cls.model_validate(data)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"simulator file {path} does not exist") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"simulator file {path} is not valid YAML: {exc}") from exc
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(f"simulator file {path}: {problems}") from exc
+        config = load_model(cls, path, "simulator file")
         unknown = sorted(set(config.populations) - province_codes)
         missing = sorted(province_codes - set(config.populations))
         if unknown or missing:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from cctv.campaign import Campaign
+from cctv.clocks import health_tick
 from cctv.ids import derived_event_id
 from cctv.provinces import Provinces
 from services.simulator.config import SimulatorConfig
@@ -280,8 +281,6 @@ def health_tick_record(
     """The health tick of one heartbeats partition at a health-clock instant, given the
     partition's end offset then: the agent's own record (`health_tick`), with an id derived
     from the seed like every simulated record's."""
-    from stream_processors.health_agents import health_tick  # Faust's import: only when ticking
-
     at, producer = instant.record["at"], instant.record["producer"]
     record = health_tick(partition, at, end_offset, producer=producer)
     record["event_id"] = derived_event_id(
