@@ -19,13 +19,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from cctv import figures
 from cctv import kafka as kafka_clients
 from cctv.context import Context
 from cctv.exceptions import CctvError
 from cctv.storage.engines import Engine
+
+_NO_LEADER_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
 
 INBOUND = {
     "cameras": "camera_registrations",
@@ -104,10 +110,23 @@ class Watcher:
             spec = self.ctx.topics[logical]
             total = 0
             for partition in range(spec.partitions):
-                tp = TopicPartition(spec.name, partition)
-                total += self._consumer.get_watermark_offsets(tp, timeout=10)[1]
+                total += self._end_offset(TopicPartition(spec.name, partition))
             ends[kind] = total
         return ends
+
+    def _end_offset(self, tp: TopicPartition) -> int:
+        """A partition's end offset. Right after `cctv topics apply` a new partition may have no
+        leader yet (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE): asked again, for a while."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self._consumer.get_watermark_offsets(tp, timeout=10)[1]
+            except KafkaException as exc:
+                error = exc.args[0]
+                waiting = error.retriable() or error.code() in _NO_LEADER_YET
+                if not waiting or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def events(self) -> dict[str, int]:
         return {kind: end - self._base.get(kind, 0) for kind, end in self._ends().items()}
