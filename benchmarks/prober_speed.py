@@ -54,6 +54,7 @@ from benchmarks.section import Context
 from cctv.settings import ProberSettings
 from infra.media import make_clip, missing_tools, rtsp_command, rtsp_config
 from infra.ports import free_port
+from services.prober.metrics import ANALYSIS_WIDTH
 from services.prober.prober import probe_deadline
 
 SECTION = "prober"
@@ -101,9 +102,9 @@ def _stats() -> dict[int, tuple[int, float, int]]:
 
 
 def _smaps(pid: int) -> tuple[int, int]:
-    """(PSS, anonymous resident) bytes of `pid`: its share of the pages it maps, and the pages
-    that are its own data rather than a mapped file (library code)."""
-    found = {"Pss:": 0, "Anonymous:": 0}
+    """(PSS, private) bytes of `pid`: its share of every page it maps, and the pages only it
+    maps (what ending it would free)."""
+    found = {"Pss:": 0, "Private_Clean:": 0, "Private_Dirty:": 0}
     try:
         with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
             for line in f:
@@ -112,7 +113,7 @@ def _smaps(pid: int) -> tuple[int, int]:
                     found[key] = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return found["Pss:"], found["Anonymous:"]
+    return found["Pss:"], found["Private_Clean:"] + found["Private_Dirty:"]
 
 
 def _role(pid: int, depth: int) -> str:
@@ -138,7 +139,7 @@ class Tree:
     peak_rss: int = 0
     peak_rss_parts: list[tuple[str, int]] = field(default_factory=list)
     peak_pss: int = 0
-    peak_anonymous: int = 0
+    peak_pss_parts: list[tuple[str, int, int]] = field(default_factory=list)  # role, PSS, private
     processes: int = 0
 
     def cpu_total(self) -> float:
@@ -179,8 +180,12 @@ class Sampler(threading.Thread):
                     tree.peak_rss_parts = [(_role(p, d), stats[p][2]) for p, d in members]
                 if pss:
                     shares = [_smaps(p) for p, _ in members]
-                    tree.peak_pss = max(tree.peak_pss, sum(s[0] for s in shares))
-                    tree.peak_anonymous = max(tree.peak_anonymous, sum(s[1] for s in shares))
+                    if sum(s[0] for s in shares) > tree.peak_pss:
+                        tree.peak_pss = sum(s[0] for s in shares)
+                        tree.peak_pss_parts = [
+                            (_role(p, d), *share)
+                            for (p, d), share in zip(members, shares, strict=True)
+                        ]
 
     def run(self) -> None:
         n = 0
@@ -304,7 +309,7 @@ class Run:
     peak_rss: int = 0
     peak_rss_parts: list[tuple[str, int]] = field(default_factory=list)
     peak_pss: int = 0
-    peak_anonymous: int = 0
+    peak_pss_parts: list[tuple[str, int, int]] = field(default_factory=list)
     processes: int = 0
     decodes: list[dict] = field(default_factory=list)
 
@@ -452,7 +457,7 @@ def probe_run(
         run.mean_ttff_ms = statistics.fmean(ttff) if ttff else 0.0
         run.mean_frames = statistics.fmean(r["frames"] for r in window)
     run.peak_rss, run.peak_rss_parts = tree.peak_rss, tree.peak_rss_parts
-    run.peak_pss, run.peak_anonymous = tree.peak_pss, tree.peak_anonymous
+    run.peak_pss, run.peak_pss_parts = tree.peak_pss, tree.peak_pss_parts
     run.processes = tree.processes
     if not run.reachable:
         raise BenchmarkError(f"no probe of {name} reached the stream: {dict(run.errors)}")
@@ -533,6 +538,19 @@ def _parts(run: Run) -> str:
     return "; ".join(shown)
 
 
+def _private(run: Run) -> str:
+    by_role: dict[str, list[int]] = {}
+    for role, _, private in run.peak_pss_parts:
+        by_role.setdefault(role, []).append(private)
+    shown = []
+    for role, sizes in sorted(by_role.items(), key=lambda kv: -sum(kv[1])):
+        if len(sizes) == 1:
+            shown.append(f"{role} {sizes[0] / MIB:.0f}")
+        else:
+            shown.append(f"{len(sizes)} {role}s {min(sizes) / MIB:.0f}–{max(sizes) / MIB:.0f} each")
+    return "; ".join(shown)
+
+
 def render(result: dict[str, Any], *, command: str, date: str, note: str) -> str:
     t = result["thresholds"]
     runs: list[Run] = result["runs"]
@@ -572,11 +590,11 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str) -> str
         "other in a fresh process; median CPU seconds per decode, open included, from its own "
         "resource usage.",
         "- Memory: sum of the RSS of the prober's processes, sampled every 0.25 s over the "
-        "whole run (start-up included); every second also the sum of their PSS (shared pages "
-        "divided among the processes that map them) and of their anonymous resident memory "
-        "(heap and buffers, not mapped library files), from smaps_rollup. RSS counts the "
-        "library pages the pool workers share with the forkserver (OpenCV with its FFmpeg, "
-        "numpy) once per worker.",
+        "whole run (start-up included); every second also the sum of their PSS (each shared "
+        "page divided among the processes that map it) and each one's private memory (pages "
+        "only it maps), from smaps_rollup. RSS counts the pages the pool workers share with "
+        "the forkserver (OpenCV with its FFmpeg, numpy, the interpreter) once per worker; "
+        "PSS counts them once in all.",
         f"- Load average now: {machine.load_average()}.",
     ]
     if note:
@@ -614,15 +632,16 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str) -> str
         f"Peak memory while probing {result['cameras']:,} camera streams "
         f"(goal: under {MEMORY_GOAL_MIB} MiB):",
         "",
-        "| resolution | processes | **peak RSS sum MiB** | at the peak (MiB) | peak PSS sum MiB | "
-        f"peak anonymous sum MiB | goal (RSS sum < {MEMORY_GOAL_MIB} MiB) |",
-        "|---|---:|---:|---|---:|---:|---|",
+        "| resolution | processes | **peak RSS sum MiB** | RSS at that peak (MiB) | "
+        "peak PSS sum MiB | private memory at the PSS peak (MiB) | "
+        f"goal (RSS sum < {MEMORY_GOAL_MIB} MiB) |",
+        "|---|---:|---:|---|---:|---|---|",
     ]
     for r in runs:
         met = "met" if r.peak_rss / MIB < MEMORY_GOAL_MIB else "**not met**"
         lines.append(
             f"| {r.resolution} | {r.processes} | **{r.peak_rss / MIB:,.0f}** | {_parts(r)} | "
-            f"{r.peak_pss / MIB:,.0f} | {r.peak_anonymous / MIB:,.0f} | {met} |"
+            f"{r.peak_pss / MIB:,.0f} | {_private(r)} | {met} |"
         )
     lines += ["", *_limits(runs, pool, t.sample_seconds)]
     return "\n".join(lines)
@@ -630,7 +649,7 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str) -> str
 
 def _limits(runs: list[Run], pool: int, sample_seconds: float) -> list[str]:
     """What limits the figures, from the measurements themselves."""
-    out = ["What limits it:", ""]
+    out = ["What limits it (from the measurements above):", ""]
     cores = os.cpu_count() or 1
     for r in runs:
         used = r.cpu_s / r.window_s if r.window_s else 0.0
@@ -643,12 +662,30 @@ def _limits(runs: list[Run], pool: int, sample_seconds: float) -> list[str]:
             f"{r.mean_probe_s:.2f} s: {r.mean_ttff_ms / 1000:.2f} s to the first frame, then "
             f"{sample_seconds:g} s of stream read in real time). The prober used {used:.2f} of "
             f"{cores} cores and the RTSP server {server:.2f}. A probe costs "
-            f"{ratio:.2f}× the CPU of a bare decode of the same stream for the same time"
-            + (
-                ": decoding dominates."
-                if ratio < 1.5
-                else ": the probe's own work on the frames costs more than decoding them."
-            )
+            f"{ratio:.2f}× the CPU of a bare decode of the same stream for the same time (the "
+            f"decode alone would be {100 / ratio:.0f} % of it; the rest is the probe's work on "
+            "each frame, the snapshot, the pool's messages and the schedule)."
+        )
+    for r in runs:
+        width, height, _ = RESOLUTIONS[r.resolution]
+        luma = ANALYSIS_WIDTH * round(height * ANALYSIS_WIDTH / width)
+        workers = [private for role, _, private in r.peak_pss_parts if role == "pool worker"]
+        scheduler = sum(
+            private for role, _, private in r.peak_pss_parts if role == "prober (scheduler)"
+        )
+        shared = r.peak_pss - sum(private for _, _, private in r.peak_pss_parts)
+        if not workers:
+            continue
+        out.append(
+            f"- {r.resolution} memory: at the PSS peak the {len(workers)} pool workers held "
+            f"{sum(workers) / MIB:.0f} MiB of their own ({min(workers) / MIB:.0f}–"
+            f"{max(workers) / MIB:.0f} each, while decoding {width}x{height}); the scheduler "
+            f"{scheduler / MIB:.0f} MiB of its own, of which the last luma frame of each camera "
+            f"(kept for the next probe's freeze check, {ANALYSIS_WIDTH}x{luma // ANALYSIS_WIDTH} "
+            f"bytes) makes {r.cameras * luma / MIB:.0f} MiB for {r.cameras:,} cameras; shared "
+            f"pages (libraries, the forkserver's preloaded modules) {shared / MIB:.0f} MiB in "
+            f"the PSS sum, but once per process in the RSS sum ({r.peak_rss / MIB:.0f} MiB). "
+            f"The pool size ({pool}) multiplies the per-worker memory."
         )
     return out
 

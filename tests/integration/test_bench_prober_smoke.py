@@ -43,7 +43,7 @@ def test_prober_section_end_to_end(clean_cli_environment) -> None:
         assert f"({width}x{height}); no error" in outcome[3], outcome
         assert int(memory[1]) >= 3  # scheduler, forkserver, at least one pool worker
         assert "pool worker" in memory[3] and memory[6] in ("met", "**not met**")
-    assert "What limits it:" in text
+    assert "What limits it" in text and "memory: at the PSS peak" in text
 
 
 def test_resolutions_option() -> None:
