@@ -10,7 +10,8 @@
         The baseline: N plain OpenCV/FFmpeg decodes of URL, one after the other, each opened
         with the prober's capture options and read for S seconds of stream time, with no
         measurement of the frames. Prints one JSON line per decode with the CPU seconds it took
-        (all threads of this process: FFmpeg decodes on several).
+        (all threads of this process: FFmpeg decodes on several), then one line with the CPU
+        milliseconds of the probe's measures of one frame and of one snapshot JPEG.
 
 Kafka is left out on purpose: publishing is measured by the gateway and kafka sections.
 """
@@ -112,15 +113,17 @@ def decode_main(url: str, *, seconds: float, count: int) -> int:
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         int(t.read_timeout_seconds * 1000),
     ]
+    last = None
     for _ in range(count):
         cpu, wall = _cpu_seconds(), time.monotonic()
         capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         frames, first = 0, None
         try:
             while capture.isOpened():
-                ok, _frame = capture.read()
+                ok, frame = capture.read()
                 if not ok:
                     break
+                last = frame
                 frames += 1
                 stamp = capture.get(cv2.CAP_PROP_POS_MSEC)
                 first = stamp if first is None else first
@@ -138,7 +141,35 @@ def decode_main(url: str, *, seconds: float, count: int) -> int:
             ),
             flush=True,
         )
+    if last is not None:
+        print(json.dumps(_frame_costs(last, settings)), flush=True)
     return 0
+
+
+FRAME_ROUNDS = 200
+
+
+def _frame_costs(frame, settings: Settings) -> dict[str, float]:
+    """CPU milliseconds of what a probe does beyond decoding, on one decoded frame: its
+    measures per frame (luma, brightness, sharpness, difference: `Sample.add`) and the snapshot
+    JPEG, made once per probe."""
+    from services.prober.metrics import Sample, luma
+    from services.prober.snapshots import encode_jpeg
+
+    sample = Sample()
+    cpu = _cpu_seconds()
+    for _ in range(FRAME_ROUNDS):
+        sample.add(luma(frame))
+    measures = (_cpu_seconds() - cpu) / FRAME_ROUNDS
+    cpu = _cpu_seconds()
+    for _ in range(FRAME_ROUNDS // 10):
+        encode_jpeg(
+            frame,
+            width=settings.prober.snapshot_width,
+            max_bytes=settings.prober.snapshot_max_bytes,
+        )
+    jpeg = (_cpu_seconds() - cpu) / (FRAME_ROUNDS // 10)
+    return {"measures_ms": measures * 1000, "snapshot_ms": jpeg * 1000}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,7 +68,7 @@ FPS = 25
 CLIP_SECONDS = 12
 DEFAULT_CAMERAS = 1_000
 DEFAULT_SECONDS = 60
-DEFAULT_DECODES = 5
+DEFAULT_DECODES = 10
 MEMORY_GOAL_MIB = 500
 PROVINCES = ("TH-10", "TH-50", "TH-83", "TH-90", "TH-40", "TH-30")
 SAMPLE_SECONDS = 0.25
@@ -272,8 +272,11 @@ def _settings_file(root: Path, cameras_file: Path | None) -> Path:
     return path
 
 
-def bare_decodes(url: str, *, count: int, seconds: float, root: Path) -> list[dict]:
-    """`count` plain decodes of `url` for `seconds` of stream time, in a fresh process."""
+def bare_decodes(
+    url: str, *, count: int, seconds: float, root: Path
+) -> tuple[list[dict], dict[str, float]]:
+    """`count` plain decodes of `url` for `seconds` of stream time, in a fresh process; and the
+    CPU ms of the probe's measures of one of its frames and of one snapshot."""
     env = _environment(_settings_file(root, None))
     command = [
         sys.executable, "-m", "benchmarks.prober_runner", "decode", url,
@@ -284,10 +287,12 @@ def bare_decodes(url: str, *, count: int, seconds: float, root: Path) -> list[di
     )
     if done.returncode != 0:
         raise BenchmarkError(f"bare decode of {url} failed: {done.stderr[-2000:]}")
-    decodes = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    if len(decodes) != count or any(d["frames"] < 2 for d in decodes):
-        raise BenchmarkError(f"bare decode of {url} read too few frames: {decodes}")
-    return decodes
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    decodes = [d for d in lines if "cpu" in d]
+    costs = [d for d in lines if "measures_ms" in d]
+    if len(decodes) != count or any(d["frames"] < 2 for d in decodes) or not costs:
+        raise BenchmarkError(f"bare decode of {url} read too few frames: {lines}")
+    return decodes, costs[0]
 
 
 @dataclass
@@ -312,6 +317,7 @@ class Run:
     peak_pss_parts: list[tuple[str, int, int]] = field(default_factory=list)
     processes: int = 0
     decodes: list[dict] = field(default_factory=list)
+    frame_costs: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_minute_per_core(self) -> float:
@@ -485,7 +491,7 @@ def run(
             for name in resolutions:
                 url = server.url(name)
                 print(f"  {name}: {decodes} bare decode(s) ...", file=log)
-                baseline = bare_decodes(
+                baseline, costs = bare_decodes(
                     url, count=decodes, seconds=thresholds.sample_seconds, root=root
                 )
                 print(f"  {name}: the prober over {cameras:,} camera(s) ...", file=log)
@@ -498,7 +504,7 @@ def run(
                     server=server,
                     log=log,
                 )
-                result.decodes = baseline
+                result.decodes, result.frame_costs = baseline, costs
                 runs.append(result)
                 print(
                     f"  {name}: {result.probes} probes in {result.window_s:.0f} s, "
@@ -656,6 +662,9 @@ def _limits(runs: list[Run], pool: int, sample_seconds: float) -> list[str]:
         server = r.server_cpu_s / r.window_s if r.window_s else 0.0
         bound = pool * 60 / r.mean_probe_s if r.mean_probe_s else 0.0
         ratio = r.cpu_per_probe / r.decode_cpu
+        measures = r.frame_costs["measures_ms"]
+        snapshot = r.frame_costs["snapshot_ms"]
+        own = (measures * r.mean_frames + snapshot) / 1000
         out.append(
             f"- {r.resolution}: {r.per_minute:,.0f} probes/min with the pool of {pool} "
             f"({bound:,.0f}/min if every worker were always busy with probes of the mean "
@@ -663,8 +672,11 @@ def _limits(runs: list[Run], pool: int, sample_seconds: float) -> list[str]:
             f"{sample_seconds:g} s of stream read in real time). The prober used {used:.2f} of "
             f"{cores} cores and the RTSP server {server:.2f}. A probe costs "
             f"{ratio:.2f}× the CPU of a bare decode of the same stream for the same time (the "
-            f"decode alone would be {100 / ratio:.0f} % of it; the rest is the probe's work on "
-            "each frame, the snapshot, the pool's messages and the schedule)."
+            f"decode alone would be {100 / ratio:.0f} % of it). Measured apart in the same run: "
+            f"the probe's measures of one frame cost {measures:.2f} ms of CPU, "
+            f"{measures * r.mean_frames / 1000:.3f} s for the {r.mean_frames:.0f} frames of a "
+            f"probe, and its snapshot JPEG {snapshot:.1f} ms: "
+            f"{100 * own / r.cpu_per_probe:.0f} % of a probe's CPU."
         )
     for r in runs:
         width, height, _ = RESOLUTIONS[r.resolution]

@@ -44,6 +44,7 @@ def test_prober_section_end_to_end(clean_cli_environment) -> None:
         assert int(memory[1]) >= 3  # scheduler, forkserver, at least one pool worker
         assert "pool worker" in memory[3] and memory[6] in ("met", "**not met**")
     assert "What limits it" in text and "memory: at the PSS peak" in text
+    assert "the probe's measures of one frame cost" in text
 
 
 def test_resolutions_option() -> None:
