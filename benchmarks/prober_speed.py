@@ -404,7 +404,8 @@ def probe_run(
                 arrived.wait(min(left, 1.0))
 
     def tail() -> str:
-        stderr.flush()
+        if not stderr.closed:
+            stderr.flush()
         return (work / "runner.log").read_text(errors="replace")[-3000:]
 
     # Warm: the pool's workers started and each has probed once; with fewer cameras than that
