@@ -25,6 +25,7 @@ from benchmarks import (
     gateway_speed,
     health_speed,
     kafka_baseline,
+    prober_speed,
     report,
     rules_speed,
     sink_speed,
@@ -75,6 +76,13 @@ SECTIONS: tuple[Section, ...] = (
         "produce (starts a broker and the gateway)",
         needs_broker=True,
         run=gateway_speed.run_section,
+    ),
+    Section(
+        name=prober_speed.SECTION,
+        description="prober probes/min per core on 360p and 720p H.264 RTSP vs a bare decode, "
+        "peak memory over 1,000 cameras (starts an RTSP server)",
+        needs_broker=False,
+        run=prober_speed.run_section,
     ),
     Section(
         name=dashboard_speed.SECTION,
@@ -214,6 +222,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="run the gateway under cProfile, stats into DIR (figures then not comparable)",
+    )
+    prober = parser.add_argument_group(f"section {prober_speed.SECTION}")
+    prober.add_argument(
+        "--prober-cameras",
+        type=_positive,
+        default=prober_speed.DEFAULT_CAMERAS,
+        help=f"camera entries per resolution, all probed at least once "
+        f"(default {prober_speed.DEFAULT_CAMERAS:_})",
+    )
+    prober.add_argument(
+        "--prober-seconds",
+        type=_positive,
+        default=prober_speed.DEFAULT_SECONDS,
+        help=f"measure the rate for at least this long (default {prober_speed.DEFAULT_SECONDS})",
+    )
+    prober.add_argument(
+        "--prober-resolutions",
+        type=prober_speed.parse_resolutions,
+        default=list(prober_speed.RESOLUTIONS),
+        metavar="LIST",
+        help=f"stream resolutions, comma-separated (default {','.join(prober_speed.RESOLUTIONS)})",
+    )
+    prober.add_argument(
+        "--prober-decodes",
+        type=_positive,
+        default=prober_speed.DEFAULT_DECODES,
+        help=f"bare OpenCV decodes per resolution for the baseline "
+        f"(default {prober_speed.DEFAULT_DECODES})",
     )
     parser.add_argument(
         "--doc",

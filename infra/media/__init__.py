@@ -43,18 +43,29 @@ def missing_tools() -> str | None:
     return None
 
 
-def make_clip(path: Path, source: str, *, seconds: float = 6) -> Path:
-    """An H.264 MP4 of `seconds` from an ffmpeg lavfi `source` (a keyframe every second)."""
+def make_clip(
+    path: Path,
+    source: str,
+    *,
+    seconds: float = 6,
+    gop: int = 10,
+    bitrate: str | None = None,
+    preset: str = "ultrafast",
+) -> Path:
+    """An H.264 MP4 of `seconds` from an ffmpeg lavfi `source`: a keyframe every `gop` frames,
+    no B-frames (as IP cameras send), at `bitrate` (e.g. "2M") when given, else x264's
+    default quality."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    rate = ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else []
     subprocess.run(
         [
             "ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source,
-            "-t", f"{seconds:g}", "-c:v", "libx264", "-preset", "ultrafast",
-            "-pix_fmt", "yuv420p", "-g", "10", str(path),
+            "-t", f"{seconds:g}", "-c:v", "libx264", "-preset", preset, "-bf", "0", *rate,
+            "-pix_fmt", "yuv420p", "-g", str(gop), str(path),
         ],
         check=True,
         capture_output=True,
-        timeout=120,
+        timeout=300,
     )  # fmt: skip
     return path
 
