@@ -49,7 +49,7 @@ from benchmarks.records import heartbeats
 from benchmarks.section import Context
 from cctv import kafka as kafka_clients
 from cctv.kafka import apply_topics
-from cctv.settings import CONFIG_DIR, Settings
+from cctv.settings import CONFIG_DIR, Settings, child_environment
 from cctv.topics import TopicRegistry
 from infra.ports import free_port
 from schemas.codec import AvroCodec
@@ -133,9 +133,7 @@ class GatewayProcess:
         data = {**settings, "gateway": {**settings.get("gateway", {}), "port": self.port}}
         path = root / "gateway.yaml"
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CCTV_")}
-        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-        env["CCTV_SETTINGS_FILE"] = str(path)
+        env = child_environment(path)
         command = [sys.executable, "-m", "services.gateway"]
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ Goal (issue 7): >= 7,000 heartbeats/s per worker on this 2-core machine.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from benchmarks.records import CAMERAS, heartbeats
 from benchmarks.section import Context, run_events_section
 from cctv import kafka as kafka_clients
 from cctv.kafka import apply_topics
-from cctv.settings import CONFIG_DIR, Settings
+from cctv.settings import CONFIG_DIR, Settings, child_environment
 from cctv.topics import TopicRegistry
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
@@ -121,8 +120,7 @@ def _run_worker(
     path.write_text(yaml.safe_dump(settings_data), encoding="utf-8")
     settings = Settings.load(environ={}, settings_file=path)
     topic = TopicRegistry.load(settings.kafka.topics_file)["camera_heartbeats"].name
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CCTV_")}
-    env["CCTV_SETTINGS_FILE"] = str(path)
+    env = child_environment(path)
     logfile = (root / f"{name}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream_processors"], env=env, stdout=logfile, stderr=logfile

@@ -51,7 +51,7 @@ import yaml
 from benchmarks import machine
 from benchmarks.kafka_baseline import BenchmarkError
 from benchmarks.section import Context
-from cctv.settings import ProberSettings
+from cctv.settings import ProberSettings, child_environment
 from infra.media import make_clip, missing_tools, rtsp_command, rtsp_config
 from infra.ports import free_port
 from services.prober.metrics import ANALYSIS_WIDTH
@@ -255,14 +255,6 @@ class RtspServer:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def _environment(settings_file: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CCTV_")}
-    for name in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL", "SCHEMA_REGISTRY_URL"):
-        env.pop(name, None)
-    env["CCTV_SETTINGS_FILE"] = str(settings_file)
-    return env
-
-
 def _settings_file(root: Path, cameras_file: Path | None) -> Path:
     data: dict[str, Any] = {"data_dir": str(root / "var")}
     if cameras_file is not None:
@@ -277,7 +269,7 @@ def bare_decodes(
 ) -> tuple[list[dict], dict[str, float]]:
     """`count` plain decodes of `url` for `seconds` of stream time, in a fresh process; and the
     CPU ms of the probe's measures of one of its frames and of one snapshot."""
-    env = _environment(_settings_file(root, None))
+    env = child_environment(_settings_file(root, None))
     command = [
         sys.executable, "-m", "benchmarks.prober_runner", "decode", url,
         "--seconds", f"{seconds:g}", "--count", str(count),
@@ -370,7 +362,7 @@ def probe_run(
     stderr = (work / "runner.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.prober_runner", "probe"],
-        env=_environment(settings_file),
+        env=child_environment(settings_file),
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,

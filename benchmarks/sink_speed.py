@@ -20,7 +20,6 @@ trust"): >= 100,000 rows/s into each engine, >= 0.5 of ``consume_decode``, < 512
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from benchmarks.kafka_baseline import BenchmarkError, consume, produce
 from benchmarks.records import heartbeats
 from benchmarks.section import Context, run_events_section
 from cctv.kafka import apply_topics
-from cctv.settings import CONFIG_DIR, Settings
+from cctv.settings import CONFIG_DIR, Settings, child_environment
 from cctv.topics import TopicRegistry
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
@@ -86,10 +85,7 @@ def _topics_file(root: Path, prefix: str) -> Path:
 def _run_sink(settings: dict[str, Any], root: Path, name: str, log: TextIO) -> dict[str, Any]:
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CCTV_")}
-    env.pop("CLICKHOUSE_URL", None)
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    env["CCTV_SETTINGS_FILE"] = str(path)
+    env = child_environment(path)
     env["CCTV_LOG_LEVEL"] = "WARNING"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.sink_runner"],

@@ -703,6 +703,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def child_environment(
+    settings_file: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """An environment for a child process that takes its settings from `settings_file` alone:
+    this process's environment without any variable the settings read (CCTV_*, the aliases)."""
+    env = {
+        k: v
+        for k, v in (os.environ if environ is None else environ).items()
+        if not k.startswith(ENV_PREFIX) and k not in ENV_ALIASES
+    }
+    env[SETTINGS_FILE_ENV] = str(settings_file)
+    return env
+
+
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, (section, field) in ENV_ALIASES.items():
