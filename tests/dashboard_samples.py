@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cctv.context import Context
 from cctv.dates import BANGKOK
+from cctv.settings import Settings
 from cctv.storage.migrations import migrate
 from cctv.storage.store import SourcePosition, Store
 from cctv.storage.tables import table_for_schema
@@ -513,3 +516,45 @@ def _open_alerts_truth(engine: Any, db: str) -> int:
         elif family == "quota" and status.get(province) in ("AT_RISK", "MISSED"):
             count += 1
     return count
+
+
+@contextmanager
+def sample_history(
+    engine: str,
+    root: Any,
+    clickhouse_server: Any,
+    *,
+    name: str,
+    now: dt.datetime,
+    online_window_seconds: int,
+) -> Iterator[tuple[Context, Store, Population, Any]]:
+    """A fresh database on `engine` ("chdb", or "server": `clickhouse_server` is then the
+    fixture's (url, http port)) holding `populate`'s sample: (context, the writing store, the
+    population, the engine to read through). On the server, reads go through the read-only
+    analyst; the database is dropped afterwards."""
+    database = f"{name}{uuid.uuid4().hex[:8]}"
+    clickhouse: dict[str, Any] = {"chdb_path": str(root / "chdb"), "database": database}
+    if engine == "server":
+        url, http_port = clickhouse_server
+        clickhouse.update(url=url, http_port=http_port)
+    settings = Settings.load(
+        environ={},
+        clickhouse=clickhouse,
+        dashboard={"online_window_seconds": online_window_seconds, "worst_cameras": 3},
+    )
+    ctx = Context.load(settings)
+    store = ctx.open_store()
+    reader = store.engine
+    try:
+        prepare_database(store)
+        population = populate(ctx, store, now=now)
+        if engine == "server":
+            from cctv.storage.engines import ServerEngine
+
+            reader = ServerEngine(analyst_url(url))
+        yield ctx, store, population, reader
+    finally:
+        if reader is not store.engine:
+            reader.close()
+            store.engine.execute(f"DROP DATABASE IF EXISTS {database}")
+        store.engine.close()

@@ -6,25 +6,20 @@ alerts cursor delivering each alert once."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from cctv import figures
 from cctv.context import Context
 from cctv.exceptions import InputError
-from cctv.settings import Settings
 from tests.dashboard_samples import (
     CAMPAIGN,
     Population,
     Writer,
     alert_record,
-    analyst_url,
     camera_id,
-    populate,
-    prepare_database,
+    sample_history,
     sql_truth,
 )
 
@@ -39,33 +34,16 @@ def history(
 ) -> Iterator[tuple[Context, object, Population, object]]:
     """(context, the writing store, what was written, the engine figures read through): on
     chDB one engine does both; on the server the figures read as the read-only analyst."""
-    root: Path = tmp_path_factory.mktemp("figures")
-    database = f"dash{uuid.uuid4().hex[:8]}"
-    clickhouse = {"chdb_path": str(root / "chdb"), "database": database}
-    if request.param == "server":
-        url, http_port = request.getfixturevalue("clickhouse_server")
-        clickhouse.update(url=url, http_port=http_port)
-    settings = Settings.load(
-        environ={},
-        clickhouse=clickhouse,
-        dashboard={"online_window_seconds": ONLINE_WINDOW, "worst_cameras": 3},
-    )
-    ctx = Context.load(settings)
-    store = ctx.open_store()
-    reader = store.engine
-    try:
-        prepare_database(store)
-        population = populate(ctx, store, now=dt.datetime.now(dt.UTC))
-        if request.param == "server":
-            from cctv.storage.engines import ServerEngine
-
-            reader = ServerEngine(analyst_url(url))
-        yield ctx, store, population, reader
-    finally:
-        if reader is not store.engine:
-            reader.close()
-            store.engine.execute(f"DROP DATABASE IF EXISTS {database}")
-        store.engine.close()
+    server = request.getfixturevalue("clickhouse_server") if request.param == "server" else None
+    with sample_history(
+        request.param,
+        tmp_path_factory.mktemp("figures"),
+        server,
+        name="dash",
+        now=dt.datetime.now(dt.UTC),
+        online_window_seconds=ONLINE_WINDOW,
+    ) as history:
+        yield history
 
 
 def test_the_national_overview_equals_the_sql_truth(history) -> None:

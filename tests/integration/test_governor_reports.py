@@ -11,7 +11,6 @@ import json
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,8 @@ import yaml
 
 from cctv.context import Context
 from cctv.dates import BANGKOK, format_be_long
-from cctv.settings import Settings
 from services.reports.governor import national_report, province_report, write_report
-from tests.dashboard_samples import CAMPAIGN, analyst_url, populate, prepare_database, sql_truth
+from tests.dashboard_samples import CAMPAIGN, sample_history, sql_truth
 from tests.report_pages import ReportPage, read_csv
 
 pytestmark = pytest.mark.integration
@@ -48,33 +46,16 @@ def history(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Context, Any, Any, Any]]:
     """(context, the writing store, the sample population, the engine reports read through)."""
-    root: Path = tmp_path_factory.mktemp("reports")
-    database = f"rep{uuid.uuid4().hex[:8]}"
-    clickhouse: dict[str, Any] = {"chdb_path": str(root / "chdb"), "database": database}
-    if request.param == "server":
-        url, http_port = request.getfixturevalue("clickhouse_server")
-        clickhouse.update(url=url, http_port=http_port)
-    settings = Settings.load(
-        environ={},
-        clickhouse=clickhouse,
-        dashboard={"online_window_seconds": ONLINE_WINDOW, "worst_cameras": 3},
-    )
-    ctx = Context.load(settings)
-    store = ctx.open_store()
-    reader = store.engine
-    try:
-        prepare_database(store)
-        population = populate(ctx, store, now=sample_now())
-        if request.param == "server":
-            from cctv.storage.engines import ServerEngine
-
-            reader = ServerEngine(analyst_url(url))
-        yield ctx, store, population, reader
-    finally:
-        if reader is not store.engine:
-            reader.close()
-            store.engine.execute(f"DROP DATABASE IF EXISTS {database}")
-        store.engine.close()
+    server = request.getfixturevalue("clickhouse_server") if request.param == "server" else None
+    with sample_history(
+        request.param,
+        tmp_path_factory.mktemp("reports"),
+        server,
+        name="rep",
+        now=sample_now(),
+        online_window_seconds=ONLINE_WINDOW,
+    ) as history:
+        yield history
 
 
 def _province(history, day: dt.date, now: dt.datetime, tmp_path: Path, code: str = "TH-50"):
