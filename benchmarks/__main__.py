@@ -65,8 +65,8 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         name=health_speed.SECTION,
-        description="health agent heartbeats/s through one worker vs consume+decode "
-        "(starts a broker)",
+        description="health agent heartbeats/s through one worker vs consume+decode and a bare "
+        "Faust agent (starts a broker)",
         needs_broker=True,
         run=health_speed.run_section,
     ),
@@ -202,6 +202,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="run the worker under cProfile, stats into DIR (figures then not comparable)",
+    )
+    rules.add_argument(
+        "--rules-batch-events",
+        type=_positive,
+        metavar="N",
+        help="the worker's processors.batch_max_events (default: the setting's default)",
+    )
+    rules.add_argument(
+        "--rules-batch-seconds",
+        type=float,
+        metavar="S",
+        help="the worker's processors.batch_max_seconds (default: the setting's default)",
+    )
+    health = parser.add_argument_group(f"section {health_speed.SECTION}")
+    health.add_argument(
+        "--health-profile",
+        type=Path,
+        metavar="DIR",
+        help="run the health worker under cProfile, stats into DIR (figures then not comparable)",
     )
     gateway = parser.add_argument_group(f"section {gateway_speed.SECTION}")
     gateway.add_argument(

@@ -6,13 +6,18 @@ heartbeats (so windows close and silent cameras are judged as in production):
 
 * ``consume_decode`` -- the baseline: a plain confluent-kafka consumer (``consume(1000)``) that
   decodes every message with ``AvroCodec.decode``;
+* ``bare Faust agent + decode`` -- a minimal app built like the worker's, one agent iterating
+  ``stream.events()`` over the same heartbeats and decoding each (benchmarks/rules_runner.py),
+  in its own process: first event to the last;
 * the production worker (``python -m stream_processors``, every agent registered, default
   health settings except the worker's own ticker, off: the benchmark's ticks are the clock) in
   its own process, with a fresh app id and table directory. Its rate is the heartbeats
   committed by the health agent's consumer group over the time from the first commit seen to
   the last (polled every 0.2 s): start-up (Faust, topic creation) is left out.
 
-Goal (issue 7): >= 7,000 heartbeats/s per worker on this 2-core machine.
+Goal (issue 7): >= 7,000 heartbeats/s per worker on this 2-core machine, and >= 0.8 of the bare
+Faust agent + decode measured in the same run. ``--health-profile DIR`` runs the worker under
+cProfile (its figures are then not comparable).
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ from confluent_kafka import TopicPartition
 from benchmarks import machine
 from benchmarks.kafka_baseline import BenchmarkError, consume, produce
 from benchmarks.records import CAMERAS, heartbeats
-from benchmarks.section import Context, run_events_section
+from benchmarks.rules_speed import bare_agent
+from benchmarks.section import Context
 from cctv import kafka as kafka_clients
 from cctv.kafka import apply_topics
-from cctv.settings import CONFIG_DIR, Settings, child_environment
+from cctv.settings import CONFIG_DIR, HealthSettings, Settings, child_environment
 from cctv.topics import TopicRegistry
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
@@ -46,6 +52,7 @@ SECTION = "health"
 TITLE = "Health agent: heartbeats/s through one worker"
 PARTITIONS = 6
 GOAL = 7_000
+GOAL_VS_BARE = 0.8
 
 
 def _topics_file(root: Path, prefix: str) -> Path:
@@ -101,11 +108,8 @@ def _committed(settings: Settings, group: str, topic: str) -> int:
         consumer.close()
 
 
-def _run_worker(
-    base: dict[str, Any], root: Path, events: int, name: str, log: TextIO
-) -> dict[str, Any]:
-    run_id = uuid.uuid4().hex[:8]
-    settings_data = {
+def _worker_settings(base: dict[str, Any], root: Path, run_id: str) -> dict[str, Any]:
+    return {
         **base,
         "processors": {
             "app_id": f"bench-health-{run_id}",
@@ -116,15 +120,29 @@ def _run_worker(
         "health": {"tick_interval_seconds": 0},
         "log_level": "WARNING",
     }
+
+
+def _run_worker(
+    base: dict[str, Any],
+    root: Path,
+    events: int,
+    name: str,
+    log: TextIO,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    settings_data = _worker_settings(base, root, run_id)
     path = root / f"{run_id}.yaml"
     path.write_text(yaml.safe_dump(settings_data), encoding="utf-8")
     settings = Settings.load(environ={}, settings_file=path)
     topic = TopicRegistry.load(settings.kafka.topics_file)["camera_heartbeats"].name
     env = child_environment(path)
     logfile = (root / f"{name}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stream_processors"], env=env, stdout=logfile, stderr=logfile
-    )
+    if profile is None:
+        args = ["-m", "stream_processors"]
+    else:
+        args = ["-m", "benchmarks.rules_runner", "worker", "--profile", str(profile)]
+    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=logfile, stderr=logfile)
     group = settings.processors.app_id
     first: tuple[float, int] | None = None
     last = (time.monotonic(), 0)
@@ -157,7 +175,14 @@ def _run_worker(
     return {"rate": rate, "counted": counted, "seconds": seconds}
 
 
-def run(*, bootstrap: str, events: int, repeat: int, log: TextIO) -> dict[str, Any]:
+def run(
+    *,
+    bootstrap: str,
+    events: int,
+    repeat: int,
+    log: TextIO,
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
     codec = AvroCodec(SchemaRegistry.load())
     with tempfile.TemporaryDirectory(prefix="cctv-bench-health-") as tmp:
         root = Path(tmp)
@@ -174,14 +199,35 @@ def run(*, bootstrap: str, events: int, repeat: int, log: TextIO) -> dict[str, A
             rate = consume(settings, topic, events, decode=codec.decode)
             print(f"  consume_decode #{i + 1}: {rate:,.0f} events/s", file=log)
             baseline.append(rate)
-        runs = [_run_worker(base, root, events, f"worker #{i + 1}", log) for i in range(repeat)]
-    return {"baseline": baseline, "runs": runs, "events": events, "repeat": repeat}
+        bare = []
+        for i in range(repeat):
+            run_id = uuid.uuid4().hex[:8]
+            name = f"bare-{run_id}"
+            rate = bare_agent(
+                _worker_settings(base, root, run_id), root, name, events, topic="camera_heartbeats"
+            )
+            print(f"  bare Faust agent + decode #{i + 1}: {rate:,.0f} events/s", file=log)
+            bare.append(rate)
+        runs = []
+        for i in range(repeat):
+            profile = profile_dir / f"health-worker-{i + 1}.prof" if profile_dir else None
+            runs.append(_run_worker(base, root, events, f"worker #{i + 1}", log, profile))
+    return {
+        "baseline": baseline,
+        "bare": bare,
+        "runs": runs,
+        "events": events,
+        "repeat": repeat,
+        "profiled": profile_dir is not None,
+    }
 
 
 def render(result: dict[str, Any], *, command: str, date: str, note: str, broker: str) -> str:
     baseline = statistics.median(result["baseline"])
+    bare = statistics.median(result["bare"])
     rates = [r["rate"] for r in result["runs"]]
     median = statistics.median(rates)
+    health = HealthSettings()
     lines = [
         f"## {TITLE}",
         "",
@@ -189,20 +235,44 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
         f"- Date: {date}",
         f"- Workload: {result['events']:,} heartbeats of {CAMERAS:,} cameras (one a minute "
         f"each) on a {PARTITIONS}-partition topic, a tick per partition after each minute; "
-        "the production worker (every agent, health: 8 buckets per partition, batches of up "
-        "to 5,000 heartbeats or 1 s), rate from its first to its last offset commit.",
-        f"- Baseline `consume_decode` (same run): {baseline:,.0f} events/s.",
+        f"the production worker (every agent, health: {health.buckets_per_partition} buckets "
+        f"per partition, batches of up to {health.batch_max_events:,} heartbeats or "
+        f"{health.batch_max_seconds:g} s), rate from its first to its last offset commit "
+        "(polled every 0.2 s; commits come every 2.8 s, so short runs read low).",
+        "- Same run: (a) `consume_decode`, a plain confluent-kafka consumer + our decode; (b) "
+        "a bare Faust agent (the worker's Faust configuration, `stream.events()`, decode each "
+        "heartbeat, no tables, no sends), first event to the last.",
         f"- Load average now: {machine.load_average()}.",
     ]
+    if result.get("profiled"):
+        lines.append(
+            "- **Profiled run** (`--health-profile`): the worker ran under cProfile, which slows "
+            "it; its figures are not comparable with unprofiled runs."
+        )
     if note:
         lines.append(f"- Note: {note}")
     verdict = "met" if median >= GOAL else "**not met**"
+    verdict_bare = "met" if median >= GOAL_VS_BARE * bare else "**not met**"
     lines += [
         "",
-        f"| reader | median heartbeats/s | range | vs consume_decode | goal ≥ {GOAL:,}/s |",
-        "|---|---:|---:|---:|---|",
-        f"| health worker | {median:,.0f} | {min(rates):,.0f} – {max(rates):,.0f} | "
-        f"{median / baseline:.2f} | {verdict} |",
+        "| reader | median events/s | range (min – max) | vs (a) | vs (b) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, values in (
+        ("(a) `consume_decode`", result["baseline"]),
+        ("(b) bare Faust agent + decode", result["bare"]),
+        ("**health worker** (state machine, camera and province windows)", rates),
+    ):
+        mid = statistics.median(values)
+        lines.append(
+            f"| {name} | {mid:,.0f} | {min(values):,.0f} – {max(values):,.0f} | "
+            f"{mid / baseline:.3g} | {mid / bare:.3g} |"
+        )
+    lines += [
+        "",
+        f"Goals (issue 7): ≥ {GOAL:,} heartbeats/s per worker: {verdict} ({median:,.0f}/s "
+        f"median); ≥ {GOAL_VS_BARE} of the bare Faust agent + decode: {verdict_bare} "
+        f"({median / bare:.2f}).",
         "",
         f"Broker: {broker}.",
     ]
@@ -210,4 +280,27 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
 
 
 def run_section(ctx: Context) -> str:
-    return run_events_section(ctx, name=SECTION, run=run, render=render)
+    args = ctx.args
+    profile_dir = getattr(args, "health_profile", None)
+    if profile_dir:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    result = run(
+        bootstrap=ctx.bootstrap,
+        events=args.events,
+        repeat=args.repeat,
+        log=ctx.log,
+        profile_dir=profile_dir,
+    )
+    text = render(
+        result,
+        command=ctx.command(
+            ["--only", SECTION, "--events", str(args.events), "--repeat", str(args.repeat)]
+            + (["--health-profile", str(profile_dir)] if profile_dir else [])
+        ),
+        date=ctx.date,
+        note=args.note,
+        broker=ctx.broker or "",
+    )
+    print()
+    print(text)
+    return text

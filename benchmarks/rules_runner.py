@@ -1,10 +1,11 @@
 """Processes the `rules` benchmark runs on their own, with the settings every process reads
 (CCTV_SETTINGS_FILE):
 
-* ``python -m benchmarks.rules_runner bare-agent --events N --result PATH`` -- a minimal Faust
-  app built like the worker's (``create_faust_app``: same broker, guarantee, offsets reset,
-  serializers) with one agent that iterates ``stream.events()`` over the selection decisions
-  and decodes each with ``AvroCodec`` -- no tables, no sends, no acks held back. Once it has
+* ``python -m benchmarks.rules_runner bare-agent --events N --result PATH [--topic LOGICAL]``
+  -- a minimal Faust app built like the worker's (``create_faust_app``: same broker,
+  guarantee, offsets reset, serializers) with one agent that iterates ``stream.events()`` over
+  the selection decisions (or the topic named, e.g. ``camera_heartbeats`` for the health
+  bench) and decodes each with ``AvroCodec`` -- no tables, no sends, no acks held back. Once it has
   seen N events it writes ``{"events", "seconds"}`` (first event to the N-th, perf_counter) to
   PATH and keeps running until SIGTERM;
 * ``python -m benchmarks.rules_runner worker --profile PATH`` -- the real worker
@@ -25,7 +26,7 @@ from cctv.context import Context
 from cctv.settings import Settings
 
 
-def bare_agent(*, events: int, result: Path) -> None:
+def bare_agent(*, events: int, result: Path, logical: str = "selection_decisions") -> None:
     import faust
 
     from cctv import logs
@@ -35,7 +36,7 @@ def bare_agent(*, events: int, result: Path) -> None:
     ctx = Context.load(settings)
     logs.configure(settings.log_level)
     app = create_faust_app(settings)
-    spec = ctx.topics["selection_decisions"]
+    spec = ctx.topics[logical]
     topic = app.topic(
         spec.name,
         key_type=bytes,
@@ -51,7 +52,7 @@ def bare_agent(*, events: int, result: Path) -> None:
         seen = 0
         first = 0.0
         async for event in stream.events():
-            decode(event.message.value or b"", expected="selection_decision")
+            decode(event.message.value or b"", expected=spec.schema_name)
             seen += 1
             if seen == 1:
                 first = time.perf_counter()
@@ -85,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     bare = sub.add_parser("bare-agent")
     bare.add_argument("--events", type=int, required=True)
     bare.add_argument("--result", type=Path, required=True)
+    bare.add_argument("--topic", default="selection_decisions", help="logical topic name")
     worker = sub.add_parser("worker")
     worker.add_argument("--profile", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.mode == "bare-agent":
-        bare_agent(events=args.events, result=args.result)
+        bare_agent(events=args.events, result=args.result, logical=args.topic)
     else:
         profiled_worker(profile=args.profile)
     return 0

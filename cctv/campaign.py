@@ -7,6 +7,7 @@ new version of this file, never an edit in code.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -110,8 +111,7 @@ class Campaign(_Strict):
 
     def end_of_day(self, day: dt.date) -> dt.datetime:
         """A deadline "by <day>" lasts until the end of that day, local time; returned in UTC."""
-        local = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), ZoneInfo(self.timezone))
-        return local.astimezone(dt.UTC)
+        return _end_of_day(day, self.timezone)
 
     def due(self, day: dt.date) -> dt.datetime:
         """The last millisecond of `day` (campaign timezone), in UTC: what a record shows as
@@ -120,6 +120,13 @@ class Campaign(_Strict):
 
     def in_campaign(self, province_code: str) -> bool:
         return province_code in self.provinces
+
+
+@functools.lru_cache(maxsize=256)
+def _end_of_day(day: dt.date, timezone: str) -> dt.datetime:
+    # Cached: the quota rule asks for its deadline on every decision.
+    local = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), ZoneInfo(timezone))
+    return local.astimezone(dt.UTC)
 
 
 M = TypeVar("M", bound=BaseModel)

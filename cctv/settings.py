@@ -157,7 +157,7 @@ class ProcessorSettings(_Section):
         title="a dead worker's partitions move to another (or to its restart) after this long",
     )
     batch_max_events: int = Field(
-        1000, ge=1, title="the rules' agents take up to this many events per batch"
+        5000, ge=1, title="the rules' agents take up to this many events per batch"
     )
     stall_seconds: float = Field(
         60.0,
@@ -173,7 +173,7 @@ class ProcessorSettings(_Section):
         "record, which made producing a third of the rules' agents' time)",
     )
     batch_max_seconds: float = Field(
-        0.05, gt=0, title="...or what arrived within this long, whichever comes first"
+        0.5, gt=0, title="...or what arrived within this long, whichever comes first"
     )
     clock_interval_seconds: float = Field(
         60.0,

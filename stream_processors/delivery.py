@@ -30,6 +30,8 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 from faust.types import TP
+from faust.utils import json as faust_json
+from mode.utils.compat import want_bytes
 
 from cctv.exceptions import KafkaError
 from cctv.failpoints import DISARMED, Failpoints
@@ -56,13 +58,23 @@ class ConfirmedTable(faust.Table):
     #: Entries a cached table keeps in memory before it starts over (a bound, not a target).
     CACHE_MAX_KEYS = 500_000
 
-    def __init__(self, *args: Any, cached: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        cached: bool = False,
+        encode: Callable[[Any], bytes] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._changelog_futures: list[asyncio.Future] = []
+        # Value -> the JSON bytes written (store and changelog); Faust's JSON codec by default.
+        self._encode = encode or _faust_json
         # Read-through cache of what this process read and wrote (read_as / write_as): a
-        # RocksDB read and JSON decode per event was a tenth of the quota agent's time. Only
-        # for tables whose values the rules never mutate in place; emptied on every rebalance
-        # (`forget_cache`), since a partition that moved away and back may have changed.
+        # RocksDB read and JSON decode per event was a tenth of the quota agent's time. Emptied
+        # on every rebalance (`forget_cache`), since a partition that moved away and back may
+        # have changed. A rule may change a cached value in place (the health buckets) only if
+        # it raises before it changes anything: a plan that fails half-way is dead-lettered,
+        # and a value it had already changed would stay changed here.
         self._cache: dict[Any, Any] | None = {} if cached else None
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
@@ -86,14 +98,22 @@ class ConfirmedTable(faust.Table):
             value = self.get(key)
         finally:
             _current_event.reset(token)
+        if isinstance(value, bytes):  # the memory store keeps what write_as gave it, encoded
+            value = faust_json.loads(value)
         self._remember(key, value)
         return value
 
     def write_as(self, event: faust.EventT, key: Any, value: Any) -> None:
-        """`self[key] = value` into `event`'s partition (store and changelog), as `read_as`."""
+        """`self[key] = value` into `event`'s partition (store and changelog), as `read_as`.
+
+        The value is encoded here, once, with Faust's own JSON codec (same bytes as the table's
+        serializer would write): Faust passes bytes through unencoded to both the store and the
+        changelog, where it would otherwise encode the value twice -- the JSON of the health
+        agent's bucket values was the largest single cost of a batch."""
+        data = None if value is None else self._encode(value)
         token = _current_event.set(weakref.ref(event))
         try:
-            self[key] = value
+            self[key] = data
         finally:
             _current_event.reset(token)
         self._remember(key, value)
@@ -210,6 +230,10 @@ class DeliveryLedger:
         self.halt(failure)
         log.critical("%s", failure)
         self.on_failure(failure)
+
+
+def _faust_json(value: Any) -> bytes:
+    return want_bytes(faust_json.dumps(value))
 
 
 def _ack(stream: faust.StreamT, event: faust.EventT) -> None:

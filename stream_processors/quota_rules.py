@@ -21,6 +21,7 @@ Every number comes from the campaign: percentage, rounding, deadline, late polic
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -83,8 +84,14 @@ LATE_NOTE = (" (late: after the deadline {deadline})", " (ล่าช้า: �
 def required_cameras(campaign: Campaign, registered: int) -> int:
     """The campaign's share of `registered`, rounded as the campaign says (exact decimals)."""
     rule = campaign.selection
-    share = Decimal(registered) * rule.percentage / Decimal(100)
-    return int(share.quantize(Decimal(1), rounding=_ROUNDING[rule.rounding]))
+    return _share(rule.percentage, rule.rounding, registered)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _share(percentage: Decimal, rounding: str, registered: int) -> int:
+    # Cached: Decimal arithmetic on every decision was 2 % of the quota agent's time.
+    share = Decimal(registered) * percentage / Decimal(100)
+    return int(share.quantize(Decimal(1), rounding=_ROUNDING[rounding]))
 
 
 def quota_status(campaign: Campaign, *, registered: int, selected: int, now_ms: int | None) -> str:

@@ -41,13 +41,56 @@ def is_replay(state: Mapping[str, Any] | None, position: Position) -> bool:
 def _drop_confirmed(
     entries: Mapping[str, Any], confirmed: Mapping[str, int | None]
 ) -> dict[str, Any]:
-    kept = {}
+    kept: dict[str, Any] = {}
     for key, value in entries.items():
         topic, _, offset = key.rpartition("@")
         through = confirmed.get(topic)
         if through is None or int(offset) > through:
             kept[key] = value
     return kept
+
+
+def _drop_confirmed_writes(
+    writes: Mapping[str, Any], confirmed: Mapping[str, int | None]
+) -> dict[str, Any]:
+    """The pending writes still unconfirmed, each without the keys a newer entry writes.
+
+    A newer write of a key supersedes the older ones: once it is confirmed and dropped, the
+    table holds the newest value, and an older entry (say of another input topic, never
+    confirmed in this process) must not shadow it. Done here, once per pruning, rather than
+    on every write (a scan of every pending entry per event)."""
+    newer: set[str] = set()
+    kept: list[tuple[str, Any]] = []
+    for key, entry in reversed(list(writes.items())):
+        topic, _, offset = key.rpartition("@")
+        through = confirmed.get(topic)
+        if through is None or int(offset) > through:
+            live = (
+                entry
+                if newer.isdisjoint(entry)
+                else {k: v for k, v in entry.items() if k not in newer}
+            )
+            if live:
+                kept.append((key, dict(live)))
+        newer.update(entry)
+    return dict(reversed(kept))
+
+
+def _pruned(
+    state: Mapping[str, Any], confirmed: Mapping[str, int | None]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, int | None]]:
+    """(unconfirmed, pending_writes, mark): `state`'s entries without those `confirmed` has
+    delivered. `mark` records the confirmations they were last pruned against: while they
+    have not moved (every event of a batch: confirmations arrive between batches), pruning
+    again would drop nothing -- an entry added since belongs to an input after them -- so the
+    entries are only copied. Pruning on every event made a province's step quadratic in the
+    entries a batch leaves unconfirmed."""
+    mark = dict(confirmed)
+    unconfirmed = state["unconfirmed"]
+    writes = state.get("pending_writes", {})
+    if state.get("pruned") == mark:
+        return dict(unconfirmed), dict(writes), mark
+    return _drop_confirmed(unconfirmed, confirmed), _drop_confirmed_writes(writes, confirmed), mark
 
 
 @dataclass(frozen=True)
@@ -61,14 +104,20 @@ def replayed(
     state: Mapping[str, Any], position: Position, confirmed: Mapping[str, int | None]
 ) -> Replayed:
     """What to store, emit and write again for a replayed input."""
-    pending = _drop_confirmed(state["unconfirmed"], confirmed)
-    writes = _drop_confirmed(state.get("pending_writes", {}), confirmed)
-    again = {**state, "unconfirmed": pending, "pending_writes": writes}
+    pending, writes, mark = _pruned(state, confirmed)
+    again = {**state, "unconfirmed": pending, "pending_writes": writes, "pruned": mark}
     key = entry_key(position)
+    again_writes = dict(writes.get(key, {}))
+    if again_writes:
+        # Not what a newer pending entry writes since: writing it again would undo that.
+        keys = list(writes)
+        for newer in keys[keys.index(key) + 1 :]:
+            for k in writes[newer]:
+                again_writes.pop(k, None)
     return Replayed(
         state=again,
         emit=[(schema, dict(record)) for schema, record in pending.get(key, [])],
-        writes=dict(writes.get(key, {})),
+        writes=again_writes,
     )
 
 
@@ -86,29 +135,19 @@ def advanced(
     base = dict(state) if state else {"version": {}, "unconfirmed": {}, "pending_writes": {}}
     version = dict(base["version"])
     version[position.topic] = [position.partition, position.offset]
-    pending = _drop_confirmed(base["unconfirmed"], confirmed)
-    pending_writes = _drop_confirmed(base.get("pending_writes", {}), confirmed)
+    pending, pending_writes, mark = _pruned(base, confirmed)
     key = entry_key(position)
     if emit:
         pending[key] = [[schema, record] for schema, record in emit]
     if writes:
-        # A newer write of a key supersedes the older pending ones: once it is confirmed and
-        # dropped, the table holds the newest value, and an older entry (say of another input
-        # topic, never confirmed in this process) must not shadow it -- nor be written again by
-        # a replay of its input.
-        for older in list(pending_writes):
-            kept = {k: v for k, v in pending_writes[older].items() if k not in writes}
-            if kept:
-                pending_writes[older] = kept
-            else:
-                del pending_writes[older]
-        pending_writes[key] = dict(writes)
+        pending_writes[key] = dict(writes)  # supersedes older entries' values (newest first)
     return {
         **base,
         **fields,
         "version": version,
         "unconfirmed": pending,
         "pending_writes": pending_writes,
+        "pruned": mark,
     }
 
 
@@ -117,7 +156,7 @@ def pending_value(state: Mapping[str, Any] | None, key: str) -> tuple[bool, Any]
     first."""
     if not state:
         return False, None
-    for writes in reversed(list(state.get("pending_writes", {}).values())):
+    for writes in reversed(state.get("pending_writes", {}).values()):
         if key in writes:
             return True, writes[key]
     return False, None

@@ -18,8 +18,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 def test_rules_section_end_to_end(kafka_bootstrap: str) -> None:
     log = io.StringIO()
     argv = ["--only", "rules", "--cameras", "58", "--decisions", "1500", "--submissions", "400"]
+    # Batches smaller than the production ones: a few hundred events would be one batch.
     args = argparse.Namespace(
-        cameras=58, decisions=1500, submissions=400, repeat=1, note="", rules_profile=None
+        cameras=58,
+        decisions=1500,
+        submissions=400,
+        repeat=1,
+        note="",
+        rules_profile=None,
+        rules_batch_events=100,
+        rules_batch_seconds=0.05,
     )
     ctx = Context(
         args=args,

@@ -115,8 +115,14 @@ def test_generation_is_deterministic(ctx: Context) -> None:
 
 def test_rate_and_exactly_one_checks() -> None:
     assert rules_speed.rate_from_timestamps([1_000, 1_500, 2_000]) == pytest.approx(2.0)
+    # The first batch's outcomes leave together (its planning came before the first stamp):
+    # they are not counted, the next batch's are.
+    first_batch, second_batch = [1_000, 1_001, 1_003], [1_500, 1_501, 1_502, 1_503]
+    assert rules_speed.rate_from_timestamps(first_batch + second_batch) == pytest.approx(4 / 0.503)
     with pytest.raises(BenchmarkError):
         rules_speed.rate_from_timestamps([5, 5])
+    with pytest.raises(BenchmarkError, match="one burst"):
+        rules_speed.rate_from_timestamps([5, 7, 9])
     records = [(0, {"id": "a"}), (1, {"id": "b"})]
     rules_speed.exactly_one(records, by="id", expected={"a", "b"}, what="x")
     for bad, expected in (
@@ -149,6 +155,7 @@ def _result(decisions: list[float], outcomes: Counter | None = None) -> rules_sp
         submissions=5,
         repeat=len(reps),
         batch_max_events=1000,
+        batch_max_seconds=0.05,
         decision_kinds=kinds,
         submission_kinds=Counter({"OTHER": 5}),
         reps=reps,

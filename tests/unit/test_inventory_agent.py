@@ -37,7 +37,7 @@ class Sent:
     futures: list[asyncio.Future] = field(default_factory=list)
     confirm: bool = True
 
-    async def send(self, key: bytes | None = None, value: bytes | None = None, **_: Any):
+    def send(self, key: bytes | None = None, value: bytes | None = None, **_: Any):
         self.messages.append((key, value))
         fut = asyncio.get_running_loop().create_future()
         if self.confirm:
@@ -83,11 +83,11 @@ def make_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **replace: Any
         sent[logical] = Sent()
         by_name[topic.get_topic_name()] = sent[logical]
 
-    async def producer_send(topic: str, key: bytes | None, value: bytes | None, *_: Any) -> Any:
-        return await by_name[topic].send(key=key, value=value)
+    def send_batch(records: list[tuple[str, bytes | None, bytes]]) -> list[asyncio.Future]:
+        return [by_name[topic].send(key=key, value=value) for topic, key, value in records]
 
-    # The agents hand their records to the app's producer (Outbox.apply).
-    monkeypatch.setattr(p.app.producer, "send", producer_send)
+    # The agents hand their records to the worker's output producer (Outbox.apply).
+    monkeypatch.setattr(p.output, "send_batch", send_batch)
     for table in p.app.tables.values():  # no producer here: changelog records confirm at once
         monkeypatch.setattr(table, "take_changelog_futures", lambda: [])
     return Harness(p=p, ctx=ctx, sent=sent)

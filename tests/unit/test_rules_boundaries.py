@@ -537,6 +537,45 @@ def test_a_restart_leaves_no_stale_camera_write_shadowing_the_table(quota):
     assert (outcome["accepted"], outcome["reason"]) == (True, None)
 
 
+def test_a_replay_does_not_write_back_a_camera_entry_a_newer_input_replaced(quota):
+    """The worker restarts with the table ahead of the committed offsets: the registration is
+    replayed while the decision that selected the camera since is still pending. The replay
+    re-emits, but must not write the registration's camera entry over the selection."""
+    table: dict[str, dict] = {}
+    change = {
+        "province_code": "TH-50",
+        "camera_id": "CM-1",
+        "registered": True,
+        "moved_to": None,
+        "source_partition": 0,
+        "source_offset": 0,
+        "occurred_at": dt.datetime(2020, 12, 1, tzinfo=UTC),
+    }
+    registered = quota.apply_change(
+        None, table.get, change, position=Position("changes", 0, 0), confirmed={}
+    )
+    table.update(registered.writes)
+    decision = {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": dt.datetime(2020, 12, 10, tzinfo=UTC),
+        "province_code": "TH-50",
+        "campaign_id": quota.campaign.campaign_id,
+        "camera_id": "CM-1",
+        "action": "SELECT",
+    }
+    selected = quota.decide(
+        registered.state, table.get, decision, position=Position("decisions", 0, 0), confirmed={}
+    )
+    table.update(selected.writes)
+    assert table["TH-50|CM-1"]["selected"]
+    again = quota.apply_change(
+        selected.state, table.get, change, position=Position("changes", 0, 0), confirmed={}
+    )
+    assert again.replay and again.emit == registered.emit
+    table.update(again.writes)
+    assert table["TH-50|CM-1"]["selected"]
+
+
 @pytest.mark.parametrize("first", ["tick", "decision"])
 def test_a_registration_after_a_tick_or_a_decision_counts(quota, first):
     """A province whose first input is the rules' clock (a simulator ticks from the start of
