@@ -75,6 +75,8 @@ def probe_main() -> int:
         cameras=camera_source(ctx, None),
         publish=_emit,
         pool_size=prober_settings.pool_size,
+        probes_per_process=prober_settings.probes_per_process,
+        decoder_threads=prober_settings.decoder_threads,
         snapshots=snapshots,
         refresh_seconds=prober_settings.inventory_refresh_seconds,
     )

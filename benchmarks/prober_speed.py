@@ -123,6 +123,8 @@ def _role(pid: int, depth: int) -> str:
         cmdline = ""
     if depth == 0:
         return "prober (scheduler)"
+    if "services.prober.worker" in cmdline:
+        return "pool worker"
     if "forkserver" in cmdline and depth == 1:
         return "forkserver"
     if "resource_tracker" in cmdline:

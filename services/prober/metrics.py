@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from cctv.settings import ProbeThresholds
+if TYPE_CHECKING:  # pool workers import this module: no settings there (see target.py)
+    from cctv.settings import ProbeThresholds
+    from services.prober.target import Limits
 
 ANALYSIS_WIDTH = 320
 
@@ -91,7 +94,7 @@ class Sample:
 
 def assess(
     greys: Sequence[np.ndarray] | Sample,
-    thresholds: ProbeThresholds,
+    thresholds: ProbeThresholds | Limits,
     *,
     previous: np.ndarray | None = None,
 ) -> Assessment:
