@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from services.prober.metrics import Assessment, Sample, assess, luma, measured_fps
+from services.prober.metrics import Assessment, Sample, assess, luma, measured_fps, reference
 from services.prober.redact import Redactor, redact_url
 from services.prober.snapshots import encode_jpeg
 from services.prober.target import Target
@@ -105,7 +105,7 @@ class ProbeResult:
     low_fps: bool = False
     error_kind: str | None = None
     error: str | None = None
-    last_grey: np.ndarray | None = None  # compared with the next probe's first frame
+    last_reference: np.ndarray | None = None  # the last frame, for the next probe's freeze check
     last_frame: np.ndarray | None = None  # the snapshot, until encoded
     snapshot: bytes | None = None  # the JPEG of last_frame
 
@@ -171,12 +171,12 @@ def probe_task(
     decoder_threads: int = 0,
 ) -> ProbeResult:
     """One probe, as a pool worker runs it: never raises; the snapshot comes back as JPEG
-    bytes, and only the small luma frame for the next freeze check, never a full frame."""
+    bytes, and only the small reference frame for the next freeze check, never a frame."""
     redactor = Redactor()
     redactor.add_url(camera.url)
     try:
         result = probe(
-            camera, previous_grey=previous, redactor=redactor, decoder_threads=decoder_threads
+            camera, previous=previous, redactor=redactor, decoder_threads=decoder_threads
         )
     except Exception as exc:  # a bug must not stop the other cameras; say it loudly
         log.exception("probe of camera %s failed unexpectedly", camera.camera_id)
@@ -193,7 +193,7 @@ def probe_task(
 def probe(
     camera: Target,
     *,
-    previous_grey: np.ndarray | None,
+    previous: np.ndarray | None,
     redactor: Redactor,
     decoder_threads: int = 0,
 ) -> ProbeResult:
@@ -233,7 +233,7 @@ def probe(
         result.reachable = True
         result.latency_ms = round((time.monotonic() - started) * 1000)
         result.height, result.width = frame.shape[:2]
-        _sample(capture, frame, result, live=live, previous_grey=previous_grey)
+        _sample(capture, frame, result, live=live, previous=previous)
         return result
     finally:
         capture.release()
@@ -245,7 +245,7 @@ def _sample(
     result: ProbeResult,
     *,
     live: bool,
-    previous_grey: np.ndarray | None,
+    previous: np.ndarray | None,
 ) -> None:
     t = result.camera.thresholds
     timed = urlsplit(result.camera.url).scheme.lower() not in ("http", "https")
@@ -290,8 +290,8 @@ def _sample(
         frame = next_frame
     result.frames = sample.count
     result.fps = measured_fps(stamps, arrivals)
-    result.assessment = assess(sample, t, previous=previous_grey)
-    result.last_grey = sample.last
+    result.assessment = assess(sample, t, previous=previous)
+    result.last_reference = reference(sample.last)
     expected = result.camera.expected_fps
     result.low_fps = bool(
         expected and (result.fps is None or result.fps < t.min_fps_ratio * expected)

@@ -149,9 +149,9 @@ class Prober:
 
     def _finish(self, result: ProbeResult) -> ProbeResult:
         camera_id = result.camera.camera_id
-        if result.last_grey is not None:
+        if result.last_reference is not None:
             with self._lock:
-                self._previous[camera_id] = result.last_grey
+                self._previous[camera_id] = result.last_reference
         if self.snapshots is not None and result.snapshot is not None:
             try:
                 self.snapshots.save_jpeg(camera_id, result.snapshot, when=time.time())
