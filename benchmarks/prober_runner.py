@@ -8,10 +8,10 @@
 
     python -m benchmarks.prober_runner decode URL --seconds S --count N
         The baseline: N plain OpenCV/FFmpeg decodes of URL, one after the other, each opened
-        with the prober's capture options and read for S seconds of stream time, with no
-        measurement of the frames. Prints one JSON line per decode with the CPU seconds it took
-        (all threads of this process: FFmpeg decodes on several), then one line with the CPU
-        milliseconds of the probe's measures of one frame and of one snapshot JPEG.
+        with the prober's capture options and decoder threads (`decoder_threads`) and read for
+        S seconds of stream time, with no measurement of the frames. Prints one JSON line per
+        decode with the CPU seconds it took (all threads of this process), then one line with
+        the CPU milliseconds of the probe's measures of one frame and of one snapshot JPEG.
 
 Kafka is left out on purpose: publishing is measured by the gateway and kafka sections.
 """
@@ -75,6 +75,8 @@ def probe_main() -> int:
         cameras=camera_source(ctx, None),
         publish=_emit,
         pool_size=prober_settings.pool_size,
+        probes_per_process=prober_settings.probes_per_process,
+        decoder_threads=prober_settings.decoder_threads,
         snapshots=snapshots,
         refresh_seconds=prober_settings.inventory_refresh_seconds,
     )
@@ -113,6 +115,8 @@ def decode_main(url: str, *, seconds: float, count: int) -> int:
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         int(t.read_timeout_seconds * 1000),
     ]
+    if settings.prober.decoder_threads:
+        params += [cv2.CAP_PROP_N_THREADS, settings.prober.decoder_threads]
     last = None
     for _ in range(count):
         cpu, wall = _cpu_seconds(), time.monotonic()

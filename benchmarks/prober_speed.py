@@ -18,7 +18,7 @@ For each resolution, in the same run:
   (benchmarks/prober_runner.py) over ``--prober-cameras`` camera entries all pointing at that
   mount. Publishing to Kafka is replaced by a line per probe on stdout.
   From outside, every 0.25 s, the benchmark reads /proc for the runner and all its descendants
-  (forkserver, pool workers, resource tracker): CPU time (utime + stime) and RSS, and every
+  (the pool's worker processes): CPU time (utime + stime) and RSS, and every
   second the PSS (smaps_rollup). The rate is measured over a window that opens when the first
   ``pool_size`` probes have finished (workers started and warm) and closes once every camera
   has been probed at least once and at least ``--prober-seconds`` have passed: probes finished
@@ -54,7 +54,7 @@ from benchmarks.section import Context
 from cctv.settings import ProberSettings, child_environment
 from infra.media import make_clip, missing_tools, rtsp_command, rtsp_config
 from infra.ports import free_port
-from services.prober.metrics import ANALYSIS_WIDTH
+from services.prober.metrics import REFERENCE_WIDTH
 from services.prober.prober import probe_deadline
 
 SECTION = "prober"
@@ -123,6 +123,8 @@ def _role(pid: int, depth: int) -> str:
         cmdline = ""
     if depth == 0:
         return "prober (scheduler)"
+    if "services.prober.worker" in cmdline:
+        return "pool worker"
     if "forkserver" in cmdline and depth == 1:
         return "forkserver"
     if "resource_tracker" in cmdline:
@@ -403,7 +405,7 @@ def probe_run(
     # Warm: the pool's workers started and each has probed once; with fewer cameras than that
     # (tiny runs), half of them, so that the window still holds probes.
     warm = min(run.pool_size, max(1, cameras // 2))
-    per_probe = probe_deadline(defaults.thresholds)
+    per_probe = probe_deadline(defaults.thresholds, probes_per_process=defaults.probes_per_process)
     try:
         wait_for(lambda: len(results) >= warm, time.monotonic() + START_TIMEOUT_S, "start")
         t0 = time.monotonic()
@@ -515,6 +517,8 @@ def run(
         "decodes": decodes,
         "thresholds": thresholds,
         "pool_size": ProberSettings().pool_size,
+        "probes_per_process": ProberSettings().probes_per_process,
+        "decoder_threads": ProberSettings().decoder_threads,
     }
 
 
@@ -554,6 +558,8 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str) -> str
     t = result["thresholds"]
     runs: list[Run] = result["runs"]
     pool = result["pool_size"]
+    per_process = result["probes_per_process"]
+    processes = -(-pool // per_process)
     lines = [
         f"## {TITLE}",
         "",
@@ -569,9 +575,11 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str) -> str
         "127.0.0.1: one mount per resolution, not shared, so every RTSP session gets its own "
         "pipeline playing the clip from its start in real time. Every camera entry of a run "
         "points at the same mount (distinct camera ids); the server runs on the same 2 cores.",
-        f"- Prober: the production `Prober.run` (its schedule, forkserver pool of {pool} worker "
-        "processes, the probe with every metric, a JPEG snapshot per camera) with every setting "
-        f"at its default: pool {pool}, interval {t.interval_seconds:g} s, sample "
+        f"- Prober: the production `Prober.run` (its schedule, its pool of {pool} probes at once "
+        f"in {processes} worker processes of {per_process} probe threads each, the probe with "
+        "every metric, a JPEG snapshot per camera) with every setting at its default: pool "
+        f"{pool}, {per_process} probes per process, {result['decoder_threads']} FFmpeg decoder "
+        f"thread(s) per probe, interval {t.interval_seconds:g} s, sample "
         f"{t.sample_seconds:g} s of stream time (at most {t.max_sample_frames} frames), "
         f"connect and read timeouts {t.connect_timeout_seconds:g} s / "
         f"{t.read_timeout_seconds:g} s, RTSP over TCP. Run in its own process "
@@ -580,20 +588,21 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str) -> str
         f"from the moment the first {pool} probes had finished (workers warm) until every "
         f"camera had been probed at least once and at least {result['seconds']:g} s had "
         "passed: probes finished in the window divided by the CPU seconds (utime + stime from "
-        "/proc, sampled every 0.25 s) of the prober and all its processes (forkserver, pool "
-        "workers, resource tracker) in the same window. The pool stays full: with 1,000 "
+        "/proc, sampled every 0.25 s) of the prober and all its processes (the pool's worker "
+        "processes) in the same window. The pool stays full: with 1,000 "
         "cameras due every 30 s the schedule is always behind.",
         f"- Baseline, same run: {result['decodes']} plain OpenCV/FFmpeg decodes of the same mount "
-        "(`VideoCapture` with the prober's capture options, `read()` for the same "
+        "(`VideoCapture` with the prober's capture options and decoder threads, `read()` for "
+        "the same "
         f"{t.sample_seconds:g} s of stream time, nothing done to the frames), one after the "
         "other in a fresh process; median CPU seconds per decode, open included, from its own "
         "resource usage.",
         "- Memory: sum of the RSS of the prober's processes, sampled every 0.25 s over the "
         "whole run (start-up included); every second also the sum of their PSS (each shared "
         "page divided among the processes that map it) and each one's private memory (pages "
-        "only it maps), from smaps_rollup. RSS counts the pages the pool workers share with "
-        "the forkserver (OpenCV with its FFmpeg, numpy, the interpreter) once per worker; "
-        "PSS counts them once in all.",
+        "only it maps), from smaps_rollup. RSS counts the pages the processes share (the "
+        "interpreter, OpenCV with its FFmpeg, numpy: the same files) once per process; PSS "
+        "counts them once in all.",
         f"- Load average now: {machine.load_average()}.",
     ]
     if note:
@@ -642,11 +651,11 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str) -> str
             f"| {r.resolution} | {r.processes} | **{r.peak_rss / MIB:,.0f}** | {_parts(r)} | "
             f"{r.peak_pss / MIB:,.0f} | {_private(r)} | {met} |"
         )
-    lines += ["", *_limits(runs, pool, t.sample_seconds)]
+    lines += ["", *_limits(runs, pool, processes, t.sample_seconds)]
     return "\n".join(lines)
 
 
-def _limits(runs: list[Run], pool: int, sample_seconds: float) -> list[str]:
+def _limits(runs: list[Run], pool: int, processes: int, sample_seconds: float) -> list[str]:
     """What limits the figures, from the measurements themselves."""
     out = ["What limits it (from the measurements above):", ""]
     cores = os.cpu_count() or 1
@@ -673,7 +682,7 @@ def _limits(runs: list[Run], pool: int, sample_seconds: float) -> list[str]:
         )
     for r in runs:
         width, height, _ = RESOLUTIONS[r.resolution]
-        luma = ANALYSIS_WIDTH * round(height * ANALYSIS_WIDTH / width)
+        kept = REFERENCE_WIDTH * round(height * REFERENCE_WIDTH / width) * 4  # float32
         workers = [private for role, _, private in r.peak_pss_parts if role == "pool worker"]
         scheduler = sum(
             private for role, _, private in r.peak_pss_parts if role == "prober (scheduler)"
@@ -685,12 +694,14 @@ def _limits(runs: list[Run], pool: int, sample_seconds: float) -> list[str]:
             f"- {r.resolution} memory: at the PSS peak the {len(workers)} pool workers held "
             f"{sum(workers) / MIB:.0f} MiB of their own ({min(workers) / MIB:.0f}–"
             f"{max(workers) / MIB:.0f} each, while decoding {width}x{height}); the scheduler "
-            f"{scheduler / MIB:.0f} MiB of its own, of which the last luma frame of each camera "
-            f"(kept for the next probe's freeze check, {ANALYSIS_WIDTH}x{luma // ANALYSIS_WIDTH} "
-            f"bytes) makes {r.cameras * luma / MIB:.0f} MiB for {r.cameras:,} cameras; shared "
-            f"pages (libraries, the forkserver's preloaded modules) {shared / MIB:.0f} MiB in "
-            f"the PSS sum, but once per process in the RSS sum ({r.peak_rss / MIB:.0f} MiB). "
-            f"The pool size ({pool}) multiplies the per-worker memory."
+            f"{scheduler / MIB:.0f} MiB of its own, of which the reference frame kept per camera "
+            f"for the next probe's freeze check ({REFERENCE_WIDTH}x{kept // REFERENCE_WIDTH // 4} "
+            f"floats, {kept:,} bytes) makes {r.cameras * kept / MIB:.0f} MiB for {r.cameras:,} "
+            f"cameras; shared pages (libraries: the interpreter, OpenCV, numpy) "
+            f"{shared / MIB:.0f} MiB in the PSS sum, but once per process in the RSS sum "
+            f"({r.peak_rss / MIB:.0f} MiB). "
+            f"The {processes} worker processes ({pool} probes at once) multiply the per-process "
+            "memory."
         )
     return out
 

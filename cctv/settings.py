@@ -369,6 +369,23 @@ class ProberSettings(_Section):
         "none, so the inventory need not hold passwords",
     )
     pool_size: int = Field(8, ge=1, le=512, title="cameras probed at the same time at most")
+    probes_per_process: int = Field(
+        2,
+        ge=1,
+        le=16,
+        title="probes one worker process runs at once, in threads (pool_size / this = worker "
+        "processes): each process costs ~45 MiB before it decodes, but OpenCV opens one stream "
+        "at a time per process, so a camera that never answers holds up the other probes' "
+        "opens in its process for its connect timeout; 1 = a process per probe",
+    )
+    decoder_threads: int = Field(
+        1,
+        ge=0,
+        le=16,
+        title="FFmpeg decoder threads per probe (0 = OpenCV's default, one per core): the pool "
+        "already decodes several streams at once, and each extra thread keeps its own "
+        "decoder context and frames",
+    )
     transport: str = Field(
         "tcp",
         pattern=r"^(tcp|udp|auto)$",

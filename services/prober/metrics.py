@@ -4,19 +4,33 @@ Every measure works on luma scaled to `ANALYSIS_WIDTH` pixels wide, so threshold
 for a 360p and a 4K camera and a probe costs the same: brightness is the mean luma (0-255),
 sharpness the variance of the Laplacian (low: defocus or a covered lens), and the difference
 between two frames the mean absolute luma difference (near 0: a frozen image).
+
+The freeze check against the previous probe compares `reference` frames instead: luma scaled
+further down to `REFERENCE_WIDTH`, as exact float means of 4x4 blocks, because the prober
+keeps one per camera between probes (1,000 cameras: 55 MiB at 320x180 bytes, 14 MiB at
+80x45 floats). A mean of differences is never larger than the mean of their absolute values,
+so the difference of two references never exceeds that of the frames they come from: an image
+still at `ANALYSIS_WIDTH` is still here, with the same `frozen_difference`. What the reference
+can miss is a change since the previous probe made only of detail finer than a block (the
+picture shifted by a pixel) while the whole sample is still; a change of light, or of
+anything larger than a block, counts as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from cctv.settings import ProbeThresholds
+if TYPE_CHECKING:  # pool workers import this module: no settings there (see target.py)
+    from cctv.settings import ProbeThresholds
+    from services.prober.target import Limits
 
 ANALYSIS_WIDTH = 320
+REFERENCE_WIDTH = 80  # ANALYSIS_WIDTH / 4
 
 
 def luma(frame: np.ndarray) -> np.ndarray:
@@ -28,6 +42,18 @@ def luma(frame: np.ndarray) -> np.ndarray:
         interpolation = cv2.INTER_AREA if width > ANALYSIS_WIDTH else cv2.INTER_LINEAR
         grey = cv2.resize(grey, (ANALYSIS_WIDTH, new_height), interpolation=interpolation)
     return grey
+
+
+def reference(grey: np.ndarray) -> np.ndarray:
+    """A luma frame (`luma`) as the next probe's freeze check compares it: scaled to
+    REFERENCE_WIDTH wide, each pixel the exact (float) mean of the pixels it covers."""
+    if grey.dtype == np.float32 and grey.shape[1] == REFERENCE_WIDTH:
+        return grey
+    height, width = grey.shape[:2]
+    new_height = max(1, round(height * REFERENCE_WIDTH / width))
+    return cv2.resize(
+        grey.astype(np.float32), (REFERENCE_WIDTH, new_height), interpolation=cv2.INTER_AREA
+    )
 
 
 def brightness(grey: np.ndarray) -> float:
@@ -91,7 +117,7 @@ class Sample:
 
 def assess(
     greys: Sequence[np.ndarray] | Sample,
-    thresholds: ProbeThresholds,
+    thresholds: ProbeThresholds | Limits,
     *,
     previous: np.ndarray | None = None,
 ) -> Assessment:
@@ -100,8 +126,9 @@ def assess(
     Brightness is the mean over the frames, sharpness that of the sharpest frame (one
     motion-blurred frame does not make a camera blurred). Frozen: no two consecutive frames
     differ by more than `frozen_difference`, and, when the camera was probed before, neither
-    does the first frame from the previous probe's last. A one-frame sample is judged against
-    the previous probe only (never frozen on its own).
+    does the first frame from the previous probe's last (`previous`: its `reference`, or its
+    luma). A one-frame sample is judged against the previous probe only (never frozen on its
+    own).
     """
     if isinstance(greys, Sample):
         sample = greys
@@ -113,7 +140,9 @@ def assess(
         raise ValueError("assess() needs at least one frame")
     mean_brightness = sample.brightness_sum / sample.count
     largest = sample.largest_difference
-    previous_difference = difference(sample.first, previous) if previous is not None else None
+    previous_difference = (
+        difference(reference(sample.first), reference(previous)) if previous is not None else None
+    )
     still_within = largest is not None and largest <= thresholds.frozen_difference
     still_since = (
         previous_difference is not None and previous_difference <= thresholds.frozen_difference

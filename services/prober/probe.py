@@ -11,6 +11,9 @@ with the camera's credentials) to tell a wrong password or path from a dead stre
 
 RTSP transport is chosen per camera with FFmpeg's URL options (`?tcp`, `?udp`), which apply
 to that capture only; OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide (see `configure_opencv`).
+
+This module runs in the pool's worker processes: it imports neither pydantic nor the settings
+(see `target`), and `probe_task` is what a worker calls.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import logging
 import os
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,9 +37,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from services.prober.cameras import Camera
-from services.prober.metrics import Assessment, Sample, assess, luma, measured_fps
+from services.prober.metrics import Assessment, Sample, assess, luma, measured_fps, reference
 from services.prober.redact import Redactor, redact_url
+from services.prober.snapshots import encode_jpeg
+from services.prober.target import Target
+
+log = logging.getLogger("cctv.prober")
 
 # Machine-readable error kinds (heartbeat v2 `error_kind`).
 INVALID_URL = "invalid_url"
@@ -57,6 +65,13 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 # Share of a timeout after which a failure counts as that timeout having run out.
 TIMEOUT_SHARE = 0.9
 
+# OpenCV's FFmpeg backend opens one stream at a time per process: a process-wide lock held
+# through the connection, the handshake and FFmpeg's stream analysis (~1 s for an RTSP camera,
+# the whole connect timeout for one that never answers). A worker runs several probes at once,
+# so each takes its turn here first: its open timeout, its time to first frame and the
+# diagnosis of a failed open then count from its own turn, never from another probe's open.
+_OPENING = threading.Lock()
+
 
 def configure_opencv(capture_options: str) -> None:
     """Process-wide OpenCV/FFmpeg set-up, once, before the first capture: FFmpeg's own log
@@ -78,7 +93,7 @@ def quiet_opencv() -> None:
 class ProbeResult:
     """What one probe found. `error` is already free of credentials."""
 
-    camera: Camera
+    camera: Target
     started_at: dt.datetime
     reachable: bool = False
     latency_ms: int | None = None
@@ -90,7 +105,7 @@ class ProbeResult:
     low_fps: bool = False
     error_kind: str | None = None
     error: str | None = None
-    last_grey: np.ndarray | None = None  # compared with the next probe's first frame
+    last_reference: np.ndarray | None = None  # the last frame, for the next probe's freeze check
     last_frame: np.ndarray | None = None  # the snapshot, until encoded
     snapshot: bytes | None = None  # the JPEG of last_frame
 
@@ -132,7 +147,7 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def capture_target(camera: Camera) -> tuple[str, bool]:
+def capture_target(camera: Target) -> tuple[str, bool]:
     """(what to hand to OpenCV, whether it is a live network stream)."""
     parts = urlsplit(camera.url)
     scheme = parts.scheme.lower()
@@ -148,21 +163,58 @@ def capture_target(camera: Camera) -> tuple[str, bool]:
     return camera.url, True
 
 
-def probe(camera: Camera, *, previous_grey: np.ndarray | None, redactor: Redactor) -> ProbeResult:
-    """Probe `camera` once. Never raises for anything the stream does; bounded in time."""
+def probe_task(
+    camera: Target,
+    previous: np.ndarray | None,
+    snapshot_width: int | None,
+    snapshot_max_bytes: int,
+    decoder_threads: int = 0,
+) -> ProbeResult:
+    """One probe, as a pool worker runs it: never raises; the snapshot comes back as JPEG
+    bytes, and only the small reference frame for the next freeze check, never a frame."""
+    redactor = Redactor()
+    redactor.add_url(camera.url)
+    try:
+        result = probe(
+            camera, previous=previous, redactor=redactor, decoder_threads=decoder_threads
+        )
+    except Exception as exc:  # a bug must not stop the other cameras; say it loudly
+        log.exception("probe of camera %s failed unexpectedly", camera.camera_id)
+        result = ProbeResult(camera=camera, started_at=dt.datetime.now(dt.UTC))
+        result.fail("probe_error", redactor.scrub(f"{type(exc).__name__}: {exc}"))
+    if result.last_frame is not None and snapshot_width:
+        result.snapshot = encode_jpeg(
+            result.last_frame, width=snapshot_width, max_bytes=snapshot_max_bytes
+        )
+    result.last_frame = None
+    return result
+
+
+def probe(
+    camera: Target,
+    *,
+    previous: np.ndarray | None,
+    redactor: Redactor,
+    decoder_threads: int = 0,
+) -> ProbeResult:
+    """Probe `camera` once. Never raises for anything the stream does; bounded in time.
+    `decoder_threads` is FFmpeg's decoder thread count for the capture (0: OpenCV's default)."""
     t = camera.thresholds
     result = ProbeResult(camera=camera, started_at=dt.datetime.now(dt.UTC))
     target, live = capture_target(camera)
     if not live and not Path(target).is_file():
         return result.fail(FILE_NOT_FOUND, f"no such file: {redactor.scrub(target)}")
-    started = time.monotonic()
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
         int(t.connect_timeout_seconds * 1000),
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         int(t.read_timeout_seconds * 1000),
     ]
-    capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+    if decoder_threads:
+        params += [cv2.CAP_PROP_N_THREADS, decoder_threads]
+    with _OPENING:
+        started = time.monotonic()
+        capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
     try:
         if not capture.isOpened():
             opened_for = time.monotonic() - started
@@ -181,7 +233,7 @@ def probe(camera: Camera, *, previous_grey: np.ndarray | None, redactor: Redacto
         result.reachable = True
         result.latency_ms = round((time.monotonic() - started) * 1000)
         result.height, result.width = frame.shape[:2]
-        _sample(capture, frame, result, live=live, previous_grey=previous_grey)
+        _sample(capture, frame, result, live=live, previous=previous)
         return result
     finally:
         capture.release()
@@ -193,7 +245,7 @@ def _sample(
     result: ProbeResult,
     *,
     live: bool,
-    previous_grey: np.ndarray | None,
+    previous: np.ndarray | None,
 ) -> None:
     t = result.camera.thresholds
     timed = urlsplit(result.camera.url).scheme.lower() not in ("http", "https")
@@ -238,8 +290,8 @@ def _sample(
         frame = next_frame
     result.frames = sample.count
     result.fps = measured_fps(stamps, arrivals)
-    result.assessment = assess(sample, t, previous=previous_grey)
-    result.last_grey = sample.last
+    result.assessment = assess(sample, t, previous=previous)
+    result.last_reference = reference(sample.last)
     expected = result.camera.expected_fps
     result.low_fps = bool(
         expected and (result.fps is None or result.fps < t.min_fps_ratio * expected)
@@ -249,7 +301,7 @@ def _sample(
 # -- diagnosis of a failed open -------------------------------------------------------------
 
 
-def diagnose(camera: Camera, *, opened_for: float, live: bool) -> tuple[str, str]:
+def diagnose(camera: Target, *, opened_for: float, live: bool) -> tuple[str, str]:
     """(error kind, message) for a stream OpenCV could not open. Messages may contain the
     URL: the caller scrubs them."""
     t = camera.thresholds

@@ -1,13 +1,14 @@
 """The schedule: every camera of this shard probed every `interval_seconds`, at most
 `pool_size` at once, each probe bounded; results published as heartbeats.
 
-Probes run in a pool of worker *processes*, not threads: OpenCV's FFmpeg backend holds one
-process-wide lock while it opens a stream (connection, RTSP handshake and FFmpeg's stream
-analysis, ~1 s per RTSP camera, and the whole connect timeout for a camera that never
-answers), so threads would open one camera at a time. Each worker encodes its snapshot
-JPEG itself and returns only small results. A probe that outlives its deadline (every
-timeout plus a margin, see
-`probe_deadline`) is reported at once as `probe_stuck`; its thread is left to finish, its
+Probes run in worker *processes* (`pool.ProbePool`), a few probe threads in each
+(`probes_per_process`): OpenCV's FFmpeg backend opens one stream at a time per process
+(connection, RTSP handshake and FFmpeg's stream analysis, ~1 s per RTSP camera, and the whole
+connect timeout for a camera that never answers), so threads alone would open one camera at
+a time, and a process per probe repeats the interpreter, OpenCV and numpy in each. A worker is
+sent the camera as plain values (`target.Target`), encodes its snapshot JPEG itself and
+returns only small results. A probe that outlives its deadline (every timeout plus a margin,
+see `probe_deadline`) is reported at once as `probe_stuck`; its thread is left to finish, its
 late result is dropped, and that camera is not probed again until it has. No camera is ever
 probed twice at the same time.
 """
@@ -20,69 +21,45 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cctv.settings import ProbeThresholds
 from services.prober.cameras import Camera
-from services.prober.probe import PROBE_STUCK, ProbeResult, probe, quiet_opencv
+from services.prober.pool import ProbePool
+from services.prober.probe import PROBE_STUCK, ProbeResult, probe_task
 from services.prober.redact import Redactor
 from services.prober.shard import mine
-from services.prober.snapshots import SnapshotStore, encode_jpeg
+from services.prober.snapshots import SnapshotStore
+from services.prober.target import Target
 
 log = logging.getLogger("cctv.prober")
 
 MARGIN_SECONDS = 5.0
 
 
-def probe_deadline(t: ProbeThresholds) -> float:
-    """Longest a probe may take: open, first frame, sample, one stalled read, diagnosis."""
+def probe_deadline(t: ProbeThresholds, *, probes_per_process: int = 1) -> float:
+    """Longest a probe may take: its turn to open (behind the other probes of its worker
+    process, see `probe._OPENING`), open, first frame, sample, one stalled read, diagnosis."""
     return (
-        t.connect_timeout_seconds * 3
+        t.connect_timeout_seconds * (probes_per_process - 1)
+        + t.connect_timeout_seconds * 3
         + t.read_timeout_seconds * 2
         + t.sample_seconds
         + MARGIN_SECONDS
     )
 
 
-def probe_task(
-    camera: Camera,
-    previous: np.ndarray | None,
-    snapshot_width: int | None,
-    snapshot_max_bytes: int,
-) -> ProbeResult:
-    """One probe, as a worker runs it: never raises; the snapshot comes back as JPEG bytes."""
-    redactor = Redactor()
-    redactor.add_url(camera.url)
-    try:
-        result = probe(camera, previous_grey=previous, redactor=redactor)
-    except Exception as exc:  # a bug must not stop the other cameras; say it loudly
-        log.exception("probe of camera %s failed unexpectedly", camera.camera_id)
-        result = ProbeResult(camera=camera, started_at=dt.datetime.now(dt.UTC))
-        result.fail("probe_error", redactor.scrub(f"{type(exc).__name__}: {exc}"))
-    if result.last_frame is not None and snapshot_width:
-        result.snapshot = encode_jpeg(
-            result.last_frame, width=snapshot_width, max_bytes=snapshot_max_bytes
-        )
-    result.last_frame = None  # frames are big; only the luma for freeze checks travels back
-    return result
+def process_pool(size: int, per_process: int = 1) -> Executor:
+    """`size` probes at once in worker processes of `per_process` probe threads each."""
+    return ProbePool(size, per_process)
 
 
-def process_pool(size: int, initializer: Callable[[], None] | None = quiet_opencv) -> Executor:
-    """Worker processes forked from a server that has OpenCV loaded already (cheap to start,
-    library pages shared), never from the prober itself (which has Kafka client threads)."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["cv2", "numpy", "services.prober.probe"])
-    return ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=initializer)
-
-
-def thread_pool(size: int, initializer: Callable[[], None] | None = None) -> Executor:
+def thread_pool(size: int, per_process: int = 1) -> Executor:
     """Threads: opens are serialised by OpenCV's lock; for tests of the schedule only."""
-    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="probe", initializer=initializer)
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="probe")
 
 
 @dataclass
@@ -127,15 +104,19 @@ class Prober:
         cameras: Callable[[], Sequence[Camera]],
         publish: Callable[[list[ProbeResult]], None],
         pool_size: int,
+        probes_per_process: int = 1,
+        decoder_threads: int = 0,
         shard: tuple[int, int] = (0, 1),
         snapshots: SnapshotStore | None = None,
         redactor: Redactor | None = None,
         refresh_seconds: float = 300.0,
-        executor: Callable[[int], Executor] = process_pool,
+        executor: Callable[[int, int], Executor] = process_pool,
     ):
         self._load_cameras = cameras
         self._publish = publish
         self.pool_size = pool_size
+        self.probes_per_process = probes_per_process
+        self.decoder_threads = decoder_threads
         self.shard = shard
         self.snapshots = snapshots
         self.redactor = redactor or Redactor()
@@ -159,17 +140,18 @@ class Prober:
         store = self.snapshots
         return executor.submit(
             probe_task,
-            camera,
+            Target.of(camera),
             previous,
             store.width if store else None,
             store.max_bytes if store else 0,
+            self.decoder_threads,
         )
 
     def _finish(self, result: ProbeResult) -> ProbeResult:
         camera_id = result.camera.camera_id
-        if result.last_grey is not None:
+        if result.last_reference is not None:
             with self._lock:
-                self._previous[camera_id] = result.last_grey
+                self._previous[camera_id] = result.last_reference
         if self.snapshots is not None and result.snapshot is not None:
             try:
                 self.snapshots.save_jpeg(camera_id, result.snapshot, when=time.time())
@@ -178,12 +160,14 @@ class Prober:
         result.snapshot = None
         return result
 
-    @staticmethod
-    def _stuck(camera: Camera) -> ProbeResult:
+    def _deadline(self, camera: Camera) -> float:
+        return probe_deadline(camera.thresholds, probes_per_process=self.probes_per_process)
+
+    def _stuck(self, camera: Camera) -> ProbeResult:
         result = ProbeResult(camera=camera, started_at=dt.datetime.now(dt.UTC))
         return result.fail(
             PROBE_STUCK,
-            f"probe did not finish within {probe_deadline(camera.thresholds):g} s; "
+            f"probe did not finish within {self._deadline(camera):g} s; "
             "the camera is skipped until it does",
         )
 
@@ -192,7 +176,7 @@ class Prober:
         """Probe every camera of this shard once, publish, and return the results in camera
         order. Returns within the longest probe deadline even if a probe hangs."""
         cameras = self.cameras()
-        executor = self._executor(self.pool_size)
+        executor = self._executor(self.pool_size, self.probes_per_process)
         stuck = False
         results: list[ProbeResult] = []
         try:
@@ -203,7 +187,7 @@ class Prober:
             slots = max(1, self.pool_size)
             for i, (camera, future) in enumerate(futures):
                 wave = i // slots + 1
-                deadline = start + wave * probe_deadline(camera.thresholds)
+                deadline = start + wave * self._deadline(camera)
                 try:
                     results.append(self._finish(future.result(max(0, deadline - time.monotonic()))))
                 except TimeoutError:
@@ -225,7 +209,7 @@ class Prober:
     ) -> Tally:
         """Probe on schedule until `stop` is set. Calls `on_summary(tally, cameras, stuck)`
         every `summary_seconds`; returns the tally of everything done."""
-        executor = self._executor(self.pool_size)
+        executor = self._executor(self.pool_size, self.probes_per_process)
         total, tally = Tally(), Tally()
         in_flight: dict[str, _InFlight] = {}
         due: dict[str, float] = {}
@@ -263,7 +247,7 @@ class Prober:
                     in_flight[camera_id] = _InFlight(
                         camera=camera,
                         future=self._submit(executor, camera),
-                        deadline=now + probe_deadline(camera.thresholds),
+                        deadline=now + self._deadline(camera),
                     )
                     due[camera_id] = now + camera.thresholds.interval_seconds
                     free -= 1

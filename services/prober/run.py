@@ -118,6 +118,8 @@ def run(ctx: Context, args: argparse.Namespace, *, out: TextIO = sys.stdout) -> 
         cameras=camera_source(ctx, args.cameras),
         publish=publish,
         pool_size=settings.pool_size,
+        probes_per_process=settings.probes_per_process,
+        decoder_threads=settings.decoder_threads,
         shard=shard,
         snapshots=snapshots,
         redactor=redactor,
@@ -134,10 +136,11 @@ def run(ctx: Context, args: argparse.Namespace, *, out: TextIO = sys.stdout) -> 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         log.info(
-            "prober started: shard %d/%d, pool %d, snapshots in %s",
+            "prober started: shard %d/%d, pool %d (%d per worker process), snapshots in %s",
             shard[0],
             shard[1],
             settings.pool_size,
+            settings.probes_per_process,
             settings.snapshots_dir,
         )
 

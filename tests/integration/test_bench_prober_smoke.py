@@ -1,7 +1,7 @@
 """`python -m benchmarks --only prober` end to end with tiny numbers: clips are made, GStreamer's
-RTSP server serves them, the bare decodes and the production prober (its process pool) run over a
-few cameras of one resolution, and the section renders. No figure is asserted (no wall-clock
-thresholds in tests), only that each was measured."""
+RTSP server serves them, the bare decodes and the production prober (its pool of worker
+processes) run over a few cameras of one resolution, and the section renders. No figure is
+asserted (no wall-clock thresholds in tests), only that each was measured."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_prober_section_end_to_end(clean_cli_environment) -> None:
         assert float(rate[7]) > 0  # the bare decode was measured
         assert int(outcome[2]) >= 6  # every camera was probed
         assert f"({width}x{height}); no error" in outcome[3], outcome
-        assert int(memory[1]) >= 3  # scheduler, forkserver, at least one pool worker
+        assert int(memory[1]) >= 2  # the scheduler and at least one pool worker
         assert "pool worker" in memory[3] and memory[6] in ("met", "**not met**")
     assert "What limits it" in text and "memory: at the PSS peak" in text
     assert "the probe's measures of one frame cost" in text

@@ -14,7 +14,14 @@ from cctv.exceptions import ConfigError
 from cctv.provinces import Provinces
 from cctv.settings import CONFIG_DIR, ProbeThresholds, Settings
 from services.prober.cameras import apply_credentials, linked_cameras, load_camera_file
-from services.prober.metrics import assess, luma, measured_fps
+from services.prober.metrics import (
+    REFERENCE_WIDTH,
+    assess,
+    difference,
+    luma,
+    measured_fps,
+    reference,
+)
 from services.prober.redact import Redactor, redact_url, url_secrets
 from services.prober.shard import mine, owner, parse_shard
 from services.prober.snapshots import SnapshotStore, snapshot_name
@@ -29,6 +36,12 @@ def scene(seed: int = 0, size: tuple[int, int] = (480, 640)) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(40, 216, size=(size[0] // 16, size[1] // 16, 3), dtype=np.uint8)
     return cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def noisy(seed: int, noise_seed: int, sigma: float = 2.0) -> np.ndarray:
+    """`scene(seed)` as a camera sends it: with its own sensor noise per frame."""
+    noise = np.random.default_rng(noise_seed).normal(0, sigma, (480, 640, 3))
+    return np.clip(scene(seed) + noise, 0, 255).astype(np.uint8)
 
 
 def frames(kind: str, n: int = 5) -> list[np.ndarray]:
@@ -88,6 +101,36 @@ def test_frozen_needs_the_previous_probe_to_agree() -> None:
     assert not assess(still[:1], T).frozen
     assert assess(still[:1], T, previous=still[0]).frozen
     assert assess(still[:1], T, previous=still[0]).previous_difference == 0
+
+
+def test_the_kept_reference_is_small_and_never_differs_more_than_the_frames() -> None:
+    pairs = [
+        (scene(1), scene(2)),  # another picture
+        (scene(3), np.roll(scene(3), 1, axis=1)),  # shifted by a pixel
+        (scene(4), np.clip(scene(4).astype(int) + 3, 0, 255).astype(np.uint8)),  # light
+        *[(noisy(5, seed), noisy(5, seed + 1)) for seed in range(3)],  # a still, noisy scene
+    ]
+    for a, b in pairs:
+        ga, gb = luma(a), luma(b)
+        assert difference(reference(ga), reference(gb)) <= difference(ga, gb) + 1e-4
+    kept = reference(luma(np.zeros((720, 1280, 3), np.uint8)))
+    assert kept.shape == (45, REFERENCE_WIDTH) and kept.nbytes == 45 * REFERENCE_WIDTH * 4
+
+
+def test_frozen_against_the_previous_probe_at_the_reference_size() -> None:
+    still = [luma(noisy(6, seed, sigma=0.3)) for seed in range(4)]
+    kept = reference(still[-1])
+    # The same picture, with sensor noise: frozen.
+    assert assess(still, T, previous=kept).frozen
+    # Light changed since, or something the size of a car moved into view: not frozen.
+    brighter = [
+        luma(np.clip(noisy(6, s, sigma=0.3).astype(int) + 2, 0, 255).astype(np.uint8))
+        for s in range(4)
+    ]
+    assert not assess(brighter, T, previous=kept).frozen
+    moved = noisy(6, 9, sigma=0.3)
+    moved[200:260, 300:380] = 255 - moved[200:260, 300:380]
+    assert not assess([luma(moved)] * 3, T, previous=kept).frozen
 
 
 def test_thresholds_decide_and_are_overridable() -> None:
