@@ -32,6 +32,7 @@ from cctv.clocks import health_tick
 from cctv.exceptions import ConfigError, InputError
 from cctv.settings import HealthOverride, HealthSettings
 from stream_processors.health_rules import Confirmed, HealthRules, ProvinceWindows
+from stream_processors.health_store import encode_bucket
 
 if TYPE_CHECKING:
     import faust
@@ -106,9 +107,14 @@ def register(p: Processors) -> None:
         key_serializer="raw",
         value_serializer="raw",
     )
+    # Cached: a bucket is read from RocksDB (and its JSON decoded) once per rebalance, not once
+    # per batch. The rules change buckets in place, and raise only before they change anything.
+    # Written with encode_bucket: only the cameras that changed are encoded again.
     cameras_table = p.table(
         "health-cameras",
         default=None,
+        cached=True,
+        encode=encode_bucket,
         partitions=heartbeats.partitions,
         help="per '<partition>/<bucket>': the state machine and open windows of the bucket's "
         "cameras, the last inputs applied and what they emitted until confirmed; per "
@@ -117,6 +123,7 @@ def register(p: Processors) -> None:
     provinces_table = p.table(
         "health-provinces",
         default=None,
+        cached=True,
         partitions=partials_topic.partitions,
         help="per province: open province windows, each source partition's progress, the "
         "last input applied and what it emitted until confirmed",

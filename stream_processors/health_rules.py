@@ -253,10 +253,18 @@ class HealthRules:
                 "w": {},
             }
         cam["p"] = hb["province_code"]
-        self._count(bucket, cam, hb, t)
-        return self.observe(camera_id, cam, hb, t)
+        faults = [f for f in FAULTS if hb.get(f)]
+        self._count(bucket, cam, hb, t, faults)
+        return self.observe(camera_id, cam, hb, t, faults)
 
-    def _count(self, bucket: dict[str, Any], cam: dict[str, Any], hb: Mapping[str, Any], t: int):
+    def _count(
+        self,
+        bucket: dict[str, Any],
+        cam: dict[str, Any],
+        hb: Mapping[str, Any],
+        t: int,
+        faults: list[str],
+    ) -> None:
         start = t - t % self.window_ms
         closed = bucket["closed"]
         late = closed is not None and start < closed
@@ -270,21 +278,30 @@ class HealthRules:
         w[HB] += 1
         if hb["reachable"]:
             w[REACH] += 1
-            if any(_fault(hb, f) for f in FAULTS):
+            if faults:
                 w[DEGR] += 1
-            if hb.get("fps") is not None:
-                w[FPS_SUM] += float(hb["fps"])
+            fps = hb.get("fps")
+            if fps is not None:
+                w[FPS_SUM] += float(fps)
                 w[FPS_N] += 1
-            if hb.get("latency_ms") is not None:
-                w[LAT].append(int(hb["latency_ms"]))
-        w[FROZEN] += bool(hb.get("frozen"))
-        w[BLACK] += bool(hb.get("black"))
-        w[BLUR] += bool(hb.get("blurred"))
+            latency = hb.get("latency_ms")
+            if latency is not None:
+                w[LAT].append(int(latency))
+        if faults:
+            w[FROZEN] += "frozen" in faults
+            w[BLACK] += "black" in faults
+            w[BLUR] += "blurred" in faults
 
     def observe(
-        self, camera_id: str, cam: dict[str, Any], hb: Mapping[str, Any], t: int
+        self,
+        camera_id: str,
+        cam: dict[str, Any],
+        hb: Mapping[str, Any],
+        t: int,
+        faults: list[str] | None = None,
     ) -> list[Record]:
-        """The state machine's step for one heartbeat (in place); the alerts it raises."""
+        """The state machine's step for one heartbeat (in place); the alerts it raises.
+        `faults`: the content faults the heartbeat shows (FAULTS order), if already known."""
         if cam["last"] is not None and t <= cam["last"]:
             return []  # older than what the camera already told us: counted, not judged
         cam["last"] = t
@@ -293,16 +310,11 @@ class HealthRules:
         if good:
             cam["lg"] = t
             cam["good"] += 1
-            runs = cam["f"]
-            for fault in FAULTS:
-                run = runs.get(fault, 0)
-                run = max(run, 0) + 1 if _fault(hb, fault) else min(run, 0) - 1
-                runs[fault] = run
-                if run >= th.fault_after_heartbeats and fault not in cam["on"]:
-                    cam["on"].append(fault)
-                elif -run >= th.fault_clear_after_heartbeats and fault in cam["on"]:
-                    cam["on"].remove(fault)
-            cam["f"] = {k: v for k, v in runs.items() if v}  # keep the entry small
+            if faults is None:
+                faults = [f for f in FAULTS if hb.get(f)]
+            on = cam["on"]
+            if faults or cam["f"] or on:  # else: a healthy camera stays so, nothing to count
+                cam["f"] = self._fault_runs(cam["f"], on, faults, th)
         else:
             cam["good"] = 0
         status = cam["s"]
@@ -314,6 +326,27 @@ class HealthRules:
         elif good:
             status = DEGRADED if cam["on"] else ONLINE
         return self._transition(camera_id, cam, status, t)
+
+    @staticmethod
+    def _fault_runs(
+        runs: dict[str, int], on: list[str], faults: list[str], th: HealthThresholds
+    ) -> dict[str, int]:
+        """Each fault's run: heartbeats in a row showing it (> 0) or not (< 0); raises (into
+        `on`, in place) and clears with hysteresis. Returns the runs worth keeping: a run of
+        heartbeats *without* a fault that is not raised can change nothing (the next heartbeat
+        showing it starts at 1 either way), so only non-zero runs that can matter are kept --
+        a healthy camera's entry holds none."""
+        kept = {}
+        for fault in FAULTS:
+            run = runs.get(fault, 0)
+            run = max(run, 0) + 1 if fault in faults else min(run, 0) - 1
+            if run >= th.fault_after_heartbeats and fault not in on:
+                on.append(fault)
+            elif -run >= th.fault_clear_after_heartbeats and fault in on:
+                on.remove(fault)
+            if run > 0 or fault in on:
+                kept[fault] = run
+        return kept
 
     def sweep(self, camera_id: str, cam: dict[str, Any], now: int) -> list[Record]:
         """A tick at `now`: a camera silent too long goes OFFLINE."""
@@ -429,6 +462,8 @@ class HealthRules:
                     continue
                 if schema == "_share":
                     shares.append(record)
+                elif schema == "_window":
+                    out.append(("health_window", self._camera_window(*record)))
                 else:
                     out.append((schema, record))
             if not pending:
@@ -455,7 +490,9 @@ class HealthRules:
                 if start + self.window_ms > cu:
                     continue
                 w = cam["w"].pop(key)
-                out.append(("health_window", self._camera_window(camera_id, cam, start, w)))
+                # Kept until confirmed as what makes the record, not the record: a tenth of
+                # the bytes in the bucket (rewritten with every batch until then).
+                out.append(("_window", [camera_id, cam["p"], start, w]))
                 data.setdefault((cam["p"], start), []).append(w)
         if bucket["closed"] is None or cu > bucket["closed"]:
             bucket["closed"] = cu
@@ -472,13 +509,13 @@ class HealthRules:
                 out.append(("_share", share))
         return out
 
-    def _camera_window(self, camera_id: str, cam: dict[str, Any], start: int, w: list[Any]):
+    def _camera_window(self, camera_id: str, province: str, start: int, w: list[Any]):
         hb, reach = w[HB], w[REACH]
         return {
             "event_id": derived_event_id("health_window", "CAMERA", camera_id, start),
             "occurred_at": start + self.window_ms,
             "producer": self.producer,
-            "province_code": cam["p"],
+            "province_code": province,
             "scope": "CAMERA",
             "camera_id": camera_id,
             "window_start": start,
