@@ -30,11 +30,12 @@ def bare_agent(*, events: int, result: Path, logical: str = "selection_decisions
     import faust
 
     from cctv import logs
-    from stream_processors.faust_config import create_faust_app
+    from stream_processors.faust_config import create_faust_app, install_event_loop
 
     settings = Settings.load()
     ctx = Context.load(settings)
     logs.configure(settings.log_level)
+    install_event_loop(settings)  # the worker's configuration, event loop included
     app = create_faust_app(settings)
     spec = ctx.topics[logical]
     topic = app.topic(

@@ -175,6 +175,11 @@ class ProcessorSettings(_Section):
     batch_max_seconds: float = Field(
         0.5, gt=0, title="...or what arrived within this long, whichever comes first"
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        title="the worker's event loop: uvloop (libuv, in C) or the standard library's; Faust's "
+        "per-event path is mostly event-loop work",
+    )
     clock_interval_seconds: float = Field(
         60.0,
         ge=0,

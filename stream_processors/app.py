@@ -37,6 +37,7 @@ from stream_processors.faust_config import (  # noqa: F401  (re-exported: the wo
     broker_credentials,
     broker_url,
     create_faust_app,
+    install_event_loop,
 )
 from stream_processors.output import OutputProducer
 from stream_processors.watchdog import FetchWatchdog
@@ -464,6 +465,7 @@ class _Worker(faust.Worker):
 def run_worker(ctx: Context, *, loglevel: str = "info") -> None:
     """Run the worker in this process until SIGTERM/SIGINT (Faust handles both)."""
     logs.configure(loglevel)
+    install_event_loop(ctx.settings)
     processors = create_app(ctx)
     declare_changelog_topics(processors)
     # override_logging=False: Faust would replace our handler with its own format on stdout.

@@ -16,6 +16,7 @@ cannot honour is a ConfigError naming the key, never silently something else.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,16 @@ def app_options(settings: Settings) -> dict[str, Any]:
 
 def create_faust_app(settings: Settings) -> faust.App:
     return faust.App(settings.processors.app_id, **app_options(settings))
+
+
+def install_event_loop(settings: Settings) -> None:
+    """In a worker process, before the app is made: uvloop unless `processors.event_loop`
+    says asyncio. Faust's per-event path (queues, futures, callbacks) is mostly event-loop
+    work, which uvloop does in C."""
+    if settings.processors.event_loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def broker_url(bootstrap_servers: str) -> str:
