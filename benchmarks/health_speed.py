@@ -39,7 +39,7 @@ from benchmarks import machine
 from benchmarks.kafka_baseline import BenchmarkError, consume, produce
 from benchmarks.records import CAMERAS, heartbeats
 from benchmarks.rules_speed import bare_agent
-from benchmarks.section import Context
+from benchmarks.section import Context, run_events_section
 from cctv import kafka as kafka_clients
 from cctv.kafka import apply_topics
 from cctv.settings import CONFIG_DIR, HealthSettings, Settings, child_environment
@@ -280,27 +280,14 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
 
 
 def run_section(ctx: Context) -> str:
-    args = ctx.args
-    profile_dir = getattr(args, "health_profile", None)
+    profile_dir = getattr(ctx.args, "health_profile", None)
     if profile_dir:
         profile_dir.mkdir(parents=True, exist_ok=True)
-    result = run(
-        bootstrap=ctx.bootstrap,
-        events=args.events,
-        repeat=args.repeat,
-        log=ctx.log,
-        profile_dir=profile_dir,
+    return run_events_section(
+        ctx,
+        name=SECTION,
+        run=run,
+        render=render,
+        run_options={"profile_dir": profile_dir},
+        command_extra=["--health-profile", str(profile_dir)] if profile_dir else [],
     )
-    text = render(
-        result,
-        command=ctx.command(
-            ["--only", SECTION, "--events", str(args.events), "--repeat", str(args.repeat)]
-            + (["--health-profile", str(profile_dir)] if profile_dir else [])
-        ),
-        date=ctx.date,
-        note=args.note,
-        broker=ctx.broker or "",
-    )
-    print()
-    print(text)
-    return text

@@ -12,7 +12,7 @@ import argparse
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,25 @@ def run_events_section(
     name: str,
     run: Callable[..., dict],
     render: Callable[..., str],
+    run_options: dict[str, Any] | None = None,
+    command_extra: list[str] | None = None,
 ) -> str:
-    """The body of a section measured over `--events` events `--repeat` times: run, render
-    with the effective command, print, and return the Markdown."""
+    """The body of a section measured over `--events` events `--repeat` times: run (with
+    `run_options` too), render with the effective command (plus `command_extra`), print, and
+    return the Markdown."""
     args = ctx.args
-    result = run(bootstrap=ctx.bootstrap, events=args.events, repeat=args.repeat, log=ctx.log)
+    result = run(
+        bootstrap=ctx.bootstrap,
+        events=args.events,
+        repeat=args.repeat,
+        log=ctx.log,
+        **(run_options or {}),
+    )
     text = render(
         result,
         command=ctx.command(
             ["--only", name, "--events", str(args.events), "--repeat", str(args.repeat)]
+            + (command_extra or [])
         ),
         date=ctx.date,
         note=args.note,

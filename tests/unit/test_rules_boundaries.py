@@ -488,20 +488,35 @@ def test_quota_replay_repeats_outcomes_with_the_same_ids(quota):
     assert replay.writes == first.writes
 
 
-def test_a_restart_leaves_no_stale_camera_write_shadowing_the_table(quota):
-    """After a restart nothing of the inventory topic is confirmed in the new process, so the
-    registration's pending camera write stays in the province state. A later decision's write
-    of the same camera supersedes it: once that one is confirmed, the table is what counts."""
-    table: dict[str, dict] = {}
-    change = {
+def _registration(camera_id: str = "CM-1") -> dict:
+    return {
         "province_code": "TH-50",
-        "camera_id": "CM-1",
+        "camera_id": camera_id,
         "registered": True,
         "moved_to": None,
         "source_partition": 0,
         "source_offset": 0,
         "occurred_at": dt.datetime(2020, 12, 1, tzinfo=UTC),
     }
+
+
+def _decision(quota, action: str = "SELECT", camera_id: str = "CM-1") -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": dt.datetime(2020, 12, 10, tzinfo=UTC),
+        "province_code": "TH-50",
+        "campaign_id": quota.campaign.campaign_id,
+        "camera_id": camera_id,
+        "action": action,
+    }
+
+
+def test_a_restart_leaves_no_stale_camera_write_shadowing_the_table(quota):
+    """After a restart nothing of the inventory topic is confirmed in the new process, so the
+    registration's pending camera write stays in the province state. A later decision's write
+    of the same camera supersedes it: once that one is confirmed, the table is what counts."""
+    table: dict[str, dict] = {}
+    change = _registration()
     step = quota.apply_change(
         None, table.get, change, position=Position("changes", 0, 0), confirmed={}
     )
@@ -509,14 +524,7 @@ def test_a_restart_leaves_no_stale_camera_write_shadowing_the_table(quota):
     table.update(step.writes)  # the worker stops here; the change is never confirmed again
 
     def decide(state, action, offset, confirmed, camera="CM-1"):
-        decision = {
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": dt.datetime(2020, 12, 10, tzinfo=UTC),
-            "province_code": "TH-50",
-            "campaign_id": quota.campaign.campaign_id,
-            "camera_id": camera,
-            "action": action,
-        }
+        decision = _decision(quota, action, camera)
         step = quota.decide(
             state,
             table.get,
@@ -542,27 +550,12 @@ def test_a_replay_does_not_write_back_a_camera_entry_a_newer_input_replaced(quot
     replayed while the decision that selected the camera since is still pending. The replay
     re-emits, but must not write the registration's camera entry over the selection."""
     table: dict[str, dict] = {}
-    change = {
-        "province_code": "TH-50",
-        "camera_id": "CM-1",
-        "registered": True,
-        "moved_to": None,
-        "source_partition": 0,
-        "source_offset": 0,
-        "occurred_at": dt.datetime(2020, 12, 1, tzinfo=UTC),
-    }
+    change = _registration()
     registered = quota.apply_change(
         None, table.get, change, position=Position("changes", 0, 0), confirmed={}
     )
     table.update(registered.writes)
-    decision = {
-        "event_id": str(uuid.uuid4()),
-        "occurred_at": dt.datetime(2020, 12, 10, tzinfo=UTC),
-        "province_code": "TH-50",
-        "campaign_id": quota.campaign.campaign_id,
-        "camera_id": "CM-1",
-        "action": "SELECT",
-    }
+    decision = _decision(quota)
     selected = quota.decide(
         registered.state, table.get, decision, position=Position("decisions", 0, 0), confirmed={}
     )
