@@ -240,8 +240,9 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
         f"{health.batch_max_seconds:g} s), rate from its first to its last offset commit "
         "(polled every 0.2 s; commits come every 2.8 s, so short runs read low).",
         "- Same run: (a) `consume_decode`, a plain confluent-kafka consumer + our decode; (b) "
-        "a bare Faust agent (the worker's Faust configuration, `stream.events()`, decode each "
-        "heartbeat, no tables, no sends), first event to the last.",
+        "a bare Faust agent (the worker's Faust configuration and event loop, "
+        "`stream.events()`, decode each heartbeat, no tables, no sends), first event to the "
+        "last.",
         f"- Load average now: {machine.load_average()}.",
     ]
     if result.get("profiled"):

@@ -193,8 +193,9 @@ def render(
         "`consume(1000)`) + `AvroCodec.decode` over the same decision topic, clock from after "
         "the first batch (as in the kafka-baseline section). (b) a bare Faust agent: a "
         "minimal `faust.App` built by the project's `create_faust_app` (the worker's "
-        "configuration), in its own process, one agent iterating `stream.events()` and "
-        "decoding each value, no tables, no sends; clock from its first event to the last.",
+        "configuration and event loop), in its own process, one agent iterating "
+        "`stream.events()` and decoding each value, no tables, no sends; clock from its first "
+        "event to the last.",
         f"- Whole benchmark: {result.seconds:.0f} s; load average (1/5/15 min) {load_before} "
         f"before, {load_after} after.",
     ]
