@@ -1130,3 +1130,49 @@ def test_omitted_field_with_a_default_out_of_range(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         codec.encode("camera_count", {"camera_id": "C1"})
     assert "record does not match the schema" in str(info.value)
+
+
+# -- the physical write path -------------------------------------------------------------
+
+
+def _physical_values(codec: AvroCodec, name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with its top-level timestamp-millis fields as epoch ms and uuids as text."""
+    out = dict(record)
+    for field in codec.registry.raw(name, codec.registry.versions(name)[-1])["fields"]:
+        t = field["type"]
+        value = out.get(field["name"])
+        if isinstance(t, dict) and t.get("logicalType") == "timestamp-millis":
+            if isinstance(value, dt.datetime):
+                out[field["name"]] = int(value.timestamp() * 1000)
+        if isinstance(t, dict) and t.get("logicalType") == "uuid" and value is not None:
+            out[field["name"]] = str(value)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_physical_values_are_written_to_the_same_bytes(codec: AvroCodec, name: str) -> None:
+    """A record whose timestamps are already epoch ms (what the rules build) takes the
+    schema without those logical types: the bytes must be exactly the logical writer's."""
+    record = _physical_values(codec, name, SAMPLES[name])
+    data = codec.encode(name, record)
+    plan = codec._write_plans[name]
+    out = io.BytesIO()
+    out.write(plan.header)
+    fastavro.schemaless_writer(out, plan.parsed, record)  # the logical schema
+    assert data == out.getvalue()
+    assert (
+        codec.decode(data, expected=name).record
+        == codec.decode(codec.encode(name, SAMPLES[name]), expected=name).record
+    )
+
+
+def test_derived_records_take_the_physical_path(codec: AvroCodec) -> None:
+    codec.encode(
+        "health_window", _physical_values(codec, "health_window", SAMPLES["health_window"])
+    )
+    plan = codec._write_plans["health_window"]
+    assert plan.physical is not None
+    assert ("occurred_at", int) in plan.physical_fields and (
+        "event_id",
+        str,
+    ) in plan.physical_fields
