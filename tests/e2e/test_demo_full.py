@@ -257,10 +257,16 @@ def test_bounded_demo_from_a_fresh_clone_fills_clickhouse_and_the_dashboard_answ
     assert sum(a["records"] for a in posts) > 0
 
 
+def _sigint_at_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_every_process_the_demo_started(clone: Path, demo_run: dict) -> None:
     data_dir, env = demo_run["data_dir"], demo_run["env"]
     # As a terminal runs it: make and the demo in one foreground process group, which
-    # Ctrl-C signals as a whole.
+    # Ctrl-C signals as a whole -- with SIGINT at its default, which a terminal's foreground
+    # job has even when this test runs as a background job (`make test &` ignores SIGINT in
+    # every child, and Python then installs no KeyboardInterrupt handler).
     proc = subprocess.Popen(
         make_demo(clone, env),
         cwd=clone,
@@ -269,6 +275,7 @@ def test_ctrl_c_stops_every_process_the_demo_started(clone: Path, demo_run: dict
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=_sigint_at_default,
     )
     demo_run["procs"].append(proc)
     out = Output(proc)
