@@ -27,7 +27,6 @@ record to its producer -- which, batch after batch, is when the agent is done wi
 from __future__ import annotations
 
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -50,7 +49,7 @@ from benchmarks.section import Context
 from cctv import kafka as kafka_clients
 from cctv.context import Context as AppContext
 from cctv.kafka import apply_topics
-from cctv.settings import CONFIG_DIR, Settings
+from cctv.settings import CONFIG_DIR, Settings, child_environment
 
 SECTION = "rules"
 TITLE = "Rules: selection decisions/s and project submissions/s through one worker"
@@ -280,13 +279,7 @@ class Process:
         self.log_path = root / f"{name}.log"
         path = root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("CCTV_")
-            and k not in ("CLICKHOUSE_URL", "KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL")
-        }
-        env["CCTV_SETTINGS_FILE"] = str(path)
+        env = child_environment(path)
         env["PYTHONUNBUFFERED"] = "1"
         self.started = time.time()
         with self.log_path.open("ab") as log:

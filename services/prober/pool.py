@@ -11,7 +11,7 @@ whole connect timeout for a dead one. Hence a few threads per process, not one p
 
 Why not a `multiprocessing` start method: its children re-import the module that started
 the prober (`cctv prober` brings the command line, the settings, Kafka's client) into every
-worker. The workers here are `python -m services.prober.worker`, fed over pipes.
+worker. The workers here run `services.prober.worker.main` alone, fed over pipes.
 
 Calls wait in the pool until a worker has a free thread; the least busy worker gets the next
 one. Workers stop when the pool closes their pipe (or its process ends), after their running
@@ -38,6 +38,11 @@ from services.prober.worker import receive, send
 
 # The directory that holds the `services` package this process runs: the workers run the same.
 CODE_ROOT = Path(__file__).resolve().parents[2]
+# `python -c _BOOTSTRAP CODE_ROOT REQUESTS RESULTS PROBES`: `services.prober.worker.main`.
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from services.prober.worker import main; sys.exit(main(sys.argv[2:]))"
+)
 
 
 @dataclass(eq=False)
@@ -54,10 +59,10 @@ class _Worker:
 def _start_worker(capacity: int) -> _Worker:
     requests_read, requests_write = os.pipe()
     results_read, results_write = os.pipe()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE_ROOT), env.get("PYTHONPATH", "")) if p)
+    # The worker runs the code this process runs: its `services` package comes first on the
+    # worker's path (given as an argument, not through the environment, which stays as is).
     command = [
-        sys.executable, "-m", "services.prober.worker",
+        sys.executable, "-c", _BOOTSTRAP, str(CODE_ROOT),
         str(requests_read), str(results_write), str(capacity),
     ]  # fmt: skip
     try:
@@ -65,7 +70,6 @@ def _start_worker(capacity: int) -> _Worker:
             command,
             pass_fds=(requests_read, results_write),
             stdin=subprocess.DEVNULL,
-            env=env,
         )
     finally:
         os.close(requests_read)
