@@ -222,6 +222,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="run the health worker under cProfile, stats into DIR (figures then not comparable)",
     )
+    health.add_argument(
+        "--health-interval",
+        type=_positive,
+        default=health_speed.DEFAULT_INTERVAL,
+        metavar="S",
+        help="seconds between a camera's heartbeats in the workload (default: %(default)s, the "
+        "prober's default; 60: one heartbeat per camera per window)",
+    )
     gateway = parser.add_argument_group(f"section {gateway_speed.SECTION}")
     gateway.add_argument(
         "--gateway-events",

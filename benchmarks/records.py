@@ -15,10 +15,13 @@ PROVINCES = ("TH-10", "TH-50", "TH-30", "TH-83", "TH-90", "TH-40", "TH-65", "TH-
 _START = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
 
 
-def heartbeats(count: int, *, provinces: tuple[str, ...] = PROVINCES) -> list[dict[str, Any]]:
+def heartbeats(
+    count: int, *, provinces: tuple[str, ...] = PROVINCES, interval_seconds: int = 60
+) -> list[dict[str, Any]]:
     """``count`` distinct heartbeats (own event_id each), like tests/samples.py's, over
-    CAMERAS cameras in a few provinces (or those given: one, for a province's API key); one
-    in 20 is an unreachable camera with nulls."""
+    CAMERAS cameras in a few provinces (or those given: one, for a province's API key), in
+    rounds of one heartbeat per camera every ``interval_seconds`` (a round's heartbeats 1 ms
+    apart); one in 20 is an unreachable camera with nulls."""
     records = []
     for i in range(count):
         camera = i % CAMERAS
@@ -27,7 +30,8 @@ def heartbeats(count: int, *, provinces: tuple[str, ...] = PROVINCES) -> list[di
         records.append(
             {
                 "event_id": str(uuid.uuid4()),
-                "occurred_at": _START + dt.timedelta(seconds=60 * (i // CAMERAS), milliseconds=i),
+                "occurred_at": _START
+                + dt.timedelta(seconds=interval_seconds * (i // CAMERAS), milliseconds=i % CAMERAS),
                 "producer": "prober-bench",
                 "province_code": province,
                 "camera_id": f"{province}-CAM-{camera:05d}",

@@ -140,10 +140,11 @@ class Processors:
         return self.app.tables.add(table)
 
     def ledger(
-        self, processor: str, stream: faust.StreamT, *, contiguous: bool = False
+        self, processor: str, stream: faust.StreamT | None, *, contiguous: bool = False
     ) -> DeliveryLedger:
-        """The delivery ledger of one agent's (manually acked) stream; `contiguous`: its input
-        is an internal topic of ours, whose offsets have no holes."""
+        """The delivery ledger of one agent's (manually acked) stream, or of an agent that takes
+        a BatchTopic's batches (`stream` None); `contiguous`: its input is an internal topic of
+        ours, whose offsets have no holes."""
         ledger = DeliveryLedger(
             name=processor,
             stream=stream,
@@ -231,18 +232,22 @@ class Processors:
         ledger: DeliveryLedger,
         events: list[faust.EventT],
         plan: Callable[[faust.EventT, Outbox, BatchView], None],
+        *,
+        from_stream: bool = True,
     ) -> None:
-        """Process a batch (Faust's `take_events`): each event's plan in input order against
+        """Process a batch (Faust's `take_events`, or a BatchTopic's `take` with `from_stream`
+        False): each event's plan in input order against
         one `BatchView`, an event that fails dead-lettered alone; then each key touched written
         once, the records sent, and the whole batch acked by the ledger once Kafka confirmed
         every record of it. Table writes per batch rather than per event: what lets an agent
         with per-key state go past the ~2,400 events/s a write per event allows (DESIGN.md)."""
         if self.failure is not None:
             await asyncio.Event().wait()
-        for event in events:
-            # take_events acks each event after the batch: one more reference keeps the
-            # message unacked (uncommittable) until the ledger acks it after delivery.
-            event.message.incref()
+        if from_stream:
+            for event in events:
+                # take_events acks each event after the batch: one more reference keeps the
+                # message unacked (uncommittable) until the ledger acks it after delivery.
+                event.message.incref()
         out = Outbox()
         view = BatchView()
         processed = 0

@@ -140,7 +140,8 @@ class DeliveryLedger:
     """One agent's events in input order, each acked when its records are confirmed."""
 
     name: str
-    stream: faust.StreamT
+    #: The agent's stream (None for a BatchTopic's agent, stream_processors/batch_channel.py).
+    stream: faust.StreamT | None
     on_failure: Callable[[BaseException], None]
     failpoints: Failpoints = DISARMED
     #: The input's offsets have no holes (an internal topic of ours: no compaction, no
@@ -236,12 +237,12 @@ def _faust_json(value: Any) -> bytes:
     return want_bytes(faust_json.dumps(value))
 
 
-def _ack(stream: faust.StreamT, event: faust.EventT) -> None:
+def _ack(stream: faust.StreamT | None, event: faust.EventT) -> None:
     # What `Stream.ack` does (it is a coroutine only by signature): the last ack of a message
     # makes its offset committable; the sensors keep Faust's monitor counts right.
     message = event.message
     last = event.ack()
-    sensors = stream.app.sensors
+    sensors = event.app.sensors
     sensors.on_stream_event_out(message.tp, message.offset, stream, event)
     if last:
         sensors.on_message_out(message.tp, message.offset, message)

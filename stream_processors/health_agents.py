@@ -12,7 +12,10 @@
   only after the heartbeats before it).
 
 Both agents take events in batches (`Processors.handle_batch`): a table key is written at most
-once per batch, which is what lets one worker carry thousands of heartbeats a second.
+once per batch, which is what lets one worker carry thousands of heartbeats a second. The
+heartbeats (and ticks) reach `health-cameras` through a BatchTopic, as lists rather than
+through Faust's per-event stream (stream_processors/batch_channel.py): it is an app task
+taking those lists, not a Faust agent.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from cctv import kafka as kafka_clients
 from cctv.clocks import health_tick
 from cctv.exceptions import ConfigError, InputError
 from cctv.settings import HealthOverride, HealthSettings
+from stream_processors.batch_channel import batch_topic
 from stream_processors.health_rules import Confirmed, HealthRules, ProvinceWindows
 from stream_processors.health_store import encode_bucket
 
@@ -59,23 +63,26 @@ def camera_overrides(settings: HealthSettings) -> dict[str, dict[str, Any]]:
 
 
 class _PartitionView:
-    """One heartbeats partition of the health table, through the batch's view."""
+    """One heartbeats partition of the health table, through the batch's view (any event of
+    the partition will do: it only says which partition's store a key is in)."""
 
-    def __init__(self, view: BatchView, table: Any, event: faust.EventT) -> None:
+    def __init__(self, view: BatchView, table: Any, event: faust.EventT, buckets: int) -> None:
         self.view, self.table, self.event = view, table, event
-        self.partition = event.message.partition
+        self.partition = partition = event.message.partition
+        self._keys = [f"{partition}/{index}" for index in range(buckets)]
+        self._clock = f"{partition}/clock"
 
     def bucket(self, index: int) -> dict[str, Any] | None:
-        return self.view.get(self.table, self.event, f"{self.partition}/{index}")
+        return self.view.get(self.table, self.event, self._keys[index])
 
     def set_bucket(self, index: int, state: dict[str, Any]) -> None:
-        self.view.put(self.table, self.event, f"{self.partition}/{index}", state)
+        self.view.put(self.table, self.event, self._keys[index], state)
 
     def clock(self) -> dict[str, Any] | None:
-        return self.view.get(self.table, self.event, f"{self.partition}/clock")
+        return self.view.get(self.table, self.event, self._clock)
 
     def set_clock(self, state: dict[str, Any]) -> None:
-        self.view.put(self.table, self.event, f"{self.partition}/clock", state)
+        self.view.put(self.table, self.event, self._clock, state)
 
 
 def register(p: Processors) -> None:
@@ -99,14 +106,9 @@ def register(p: Processors) -> None:
     )
     stage = ProvinceWindows(settings=settings, producer=p.producer_id)
     hb_name, tick_name = heartbeats.get_topic_name(), clock_topic.get_topic_name()
-    channel = p.app.topic(
-        hb_name,
-        tick_name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    # Heartbeats and ticks come as batches, without Faust's per-event stream: the national
+    # fleet's volume is here (stream_processors/batch_channel.py).
+    batches = batch_topic(p.app, [hb_name, tick_name], maxsize=2 * settings.batch_max_events)
     # Cached: a bucket is read from RocksDB (and its JSON decoded) once per rebalance, not once
     # per batch. The rules change buckets in place, and raise only before they change anything.
     # Written with encode_bucket: only the cameras that changed are encoded again.
@@ -135,18 +137,26 @@ def register(p: Processors) -> None:
             key = record[key_field] if key_field else record["camera_id"] or record["province_code"]
             out.send(topic, key=str(key).encode(), value=codec.encode(schema, record))
 
-    @p.app.agent(channel, name="health-cameras", concurrency=1)
-    async def health_cameras(stream: faust.StreamT) -> None:
-        stream = stream.noack()
-        ledger = p.ledger("health.cameras", stream)
+    @p.app.task
+    async def health_cameras() -> None:
+        ledger = p.ledger("health.cameras", None)
+
+        # Per partition, for the batch being planned: its view, and what the ledger confirmed
+        # (which changes only between batches: confirmations come in while the agent waits).
+        partitions: dict[int, tuple[_PartitionView, Confirmed]] = {}
 
         def plan(event: faust.EventT, out: Outbox, view: BatchView) -> None:
             msg = event.message
-            store = _PartitionView(view, cameras_table, event)
-            confirmed = Confirmed(
-                heartbeats=ledger.confirmed_through(TP(hb_name, msg.partition)),
-                ticks=ledger.confirmed_through(TP(tick_name, msg.partition)),
-            )
+            known = partitions.get(msg.partition)
+            if known is None or known[0].view is not view:
+                known = partitions[msg.partition] = (
+                    _PartitionView(view, cameras_table, event, rules.buckets),
+                    Confirmed(
+                        heartbeats=ledger.confirmed_through(TP(hb_name, msg.partition)),
+                        ticks=ledger.confirmed_through(TP(tick_name, msg.partition)),
+                    ),
+                )
+            store, confirmed = known
             if msg.topic == hb_name:
                 record = codec.decode(msg.value or b"", expected="camera_heartbeat").record
                 records = rules.heartbeat(store, record, offset=msg.offset, confirmed=confirmed)
@@ -161,10 +171,10 @@ def register(p: Processors) -> None:
                 records = rules.tick(store, record, offset=msg.offset, confirmed=confirmed)
             emit(out, records)
 
-        async for events in stream.take_events(
-            settings.batch_max_events, within=settings.batch_max_seconds
-        ):
-            await p.handle_batch(ledger, list(events), plan)
+        while True:
+            events = await batches.take(settings.batch_max_events, settings.batch_max_seconds)
+            if events:
+                await p.handle_batch(ledger, events, plan, from_stream=False)
 
     @p.app.agent(partials_topic, name="health-provinces", concurrency=1)
     async def health_provinces(stream: faust.StreamT) -> None:

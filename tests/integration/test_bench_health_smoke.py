@@ -18,8 +18,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 def test_health_section_end_to_end(kafka_bootstrap: str) -> None:
     log = io.StringIO()
-    argv = ["--only", "health", "--events", "20000", "--repeat", "1"]
-    args = argparse.Namespace(events=20_000, repeat=1, note="", health_profile=None)
+    argv = ["--only", "health", "--events", "20000", "--repeat", "1", "--health-interval", "30"]
+    args = argparse.Namespace(
+        events=20_000, repeat=1, note="", health_profile=None, health_interval=30
+    )
     ctx = Context(
         args=args,
         argv=argv,
@@ -32,6 +34,7 @@ def test_health_section_end_to_end(kafka_bootstrap: str) -> None:
 
     assert text.startswith(f"## {health_speed.TITLE}")
     assert "20,000 heartbeats" in text
+    assert "one every 30 s each: 2 per camera per 60 s window" in text
     for label in ("consume_decode", "bare Faust agent + decode", "health worker"):
         row = next(line for line in text.splitlines() if label in line and line.startswith("|"))
         median = row.split("|")[2].strip()

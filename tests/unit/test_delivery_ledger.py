@@ -29,6 +29,10 @@ class FakeEvent:
             tp=self.tp, offset=self.offset, topic=self.tp.topic, partition=self.tp.partition
         )
 
+    @property
+    def app(self) -> Any:
+        return SimpleNamespace(sensors=Sensors())
+
     def ack(self) -> bool:
         self.acks.append((self.tp, self.offset))
         return True
