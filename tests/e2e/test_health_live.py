@@ -11,12 +11,12 @@ import uuid
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import ConsumerGroupState, TopicPartition
 
 from cctv import kafka as kafka_clients
 from stream_processors.health_agents import health_tick
 from stream_processors.health_rules import Confirmed, HealthRules, ProvinceWindows
-from tests.conftest import TEST_PARTITIONS
+from tests.conftest import TEST_PARTITIONS, wait_until
 from tests.e2e.inventory_checks import wait_exit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
@@ -162,8 +162,12 @@ def health_stack(stack):
     return stack
 
 
-@pytest.mark.parametrize("kill", [False, True], ids=["one-worker", "sigkill-midway"])
-def test_alerts_and_windows_match_the_rules(health_stack, kill):
+@pytest.mark.parametrize(
+    "midway",
+    [None, "sigkill", "second-worker"],
+    ids=["one-worker", "sigkill-midway", "two-workers"],
+)
+def test_alerts_and_windows_match_the_rules(health_stack, midway):
     stack = health_stack
     want = expected(stack)
     alerts = {(r["alert_type"], r["subject_id"]) for r in want.values() if "alert_type" in r}
@@ -182,12 +186,25 @@ def test_alerts_and_windows_match_the_rules(health_stack, kill):
     try:
         publisher.bad_heartbeat()
         publisher.run(steps[:half])
-        if kill:
-            # Wait until the first windows are out, then kill the worker mid-stream.
+        if midway:
+            # Wait until the first windows are out, then kill the worker mid-stream, or start
+            # a second one: the partitions (and their camera state) move between workers, and
+            # the heartbeats' batch channel is emptied and refilled by the rebalance.
             stack.read_topic("health_windows", timeout=120, until=lambda rs: len(rs) >= 3)
-            workers[-1].send_signal(signal.SIGKILL)
-            assert wait_exit(workers[-1], timeout=30, what="the killed worker") == -signal.SIGKILL
-            workers.append(stack.spawn("stream_processors", "worker-2"))
+            if midway == "sigkill":
+                workers[-1].send_signal(signal.SIGKILL)
+                exit_code = wait_exit(workers[-1], timeout=30, what="the killed worker")
+                assert exit_code == -signal.SIGKILL
+                workers.append(stack.spawn("stream_processors", "worker-2"))
+            else:
+                own = {"processors": {"datadir": str(stack.root / "worker-2")}}
+                workers.append(stack.spawn("stream_processors", "worker-2", overrides=own))
+                # The rest is published once both share the partitions.
+                wait_until(
+                    lambda: group_members(stack) == 2,
+                    timeout=120,
+                    what="two workers in the consumer group",
+                )
         publisher.run(steps[half:])
     finally:
         publisher.close()
@@ -208,6 +225,15 @@ def test_alerts_and_windows_match_the_rules(health_stack, kill):
         assert by_id[event_id] == record
     letters = stack.read_topic("dead_letters", expect=1)
     assert [(d["reason_code"], d["field"]) for d in letters] == [("invalid_field", "latency_ms")]
+
+
+def group_members(stack) -> int:
+    """Members of the workers' consumer group once it is stable (else 0)."""
+    settings = stack.settings()
+    group = settings.processors.app_id
+    admin = kafka_clients.admin(settings.kafka)
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return len(description.members) if description.state == ConsumerGroupState.STABLE else 0
 
 
 def complete_alerts(want: dict[str, dict]):
