@@ -236,11 +236,11 @@ class Processors:
         from_stream: bool = True,
     ) -> None:
         """Process a batch (Faust's `take_events`, or a BatchTopic's `take` with `from_stream`
-        False): each event's plan in input order against
-        one `BatchView`, an event that fails dead-lettered alone; then each key touched written
-        once, the records sent, and the whole batch acked by the ledger once Kafka confirmed
-        every record of it. Table writes per batch rather than per event: what lets an agent
-        with per-key state go past the ~2,400 events/s a write per event allows (DESIGN.md)."""
+        False): each event's plan in input order against one `BatchView`, an event that fails
+        dead-lettered alone; then each key touched written once, the records sent, and the
+        whole batch acked by the ledger once Kafka confirmed every record of it. Table writes
+        per batch rather than per event: what lets an agent with per-key state go past the
+        ~2,400 events/s a write per event allows (DESIGN.md)."""
         if self.failure is not None:
             await asyncio.Event().wait()
         if from_stream:
