@@ -248,7 +248,7 @@ def render(result: dict[str, Any], *, command: str, date: str, note: str, broker
     rates = [r["rate"] for r in result["runs"]]
     median = statistics.median(rates)
     health = HealthSettings()
-    interval = result.get("interval", 60)
+    interval = result["interval"]
     lines = [
         f"## {TITLE}",
         "",

@@ -420,8 +420,6 @@ class HealthRules:
         self, store: PartitionStore, clock: dict[str, Any], entry: str, confirmed: Confirmed
     ) -> list[Record]:
         """Apply the ticks due now (or again, for a replayed input that released them)."""
-        if not clock["deferred"] and entry not in clock["released"]:
-            return []  # nearly every heartbeat: no tick waits for it
         ticks = [list(t) for t in clock["released"].get(entry, [])]
         due = [t for t in clock["deferred"] if t[2] - 1 <= clock["hb"]]
         if due:
